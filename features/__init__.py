@@ -1,0 +1,1 @@
+"""Image IO, preprocessing, backbones, batched extraction, the embedding store and demo data."""
