@@ -1,0 +1,303 @@
+"""Backbone registry and embedders: frozen keras.applications CNNs and the handcrafted block.
+
+TensorFlow is imported here only, and only when a CNN is built, so that nothing else pays for it.
+Weights are resolved (and fingerprinted) without TensorFlow, so cached runs never import it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import socket
+import zlib
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from features import handcrafted
+from features.errors import BackboneError, WeightsError
+from features.preprocess import fit_square, fit_square_mask
+
+log = logging.getLogger(__name__)
+
+HANDCRAFTED = "handcrafted"
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    """What we know of a keras.applications model without importing it."""
+
+    class_name: str
+    module: str
+    input_size: int
+    weights_file: str | None  # the official "notop" ImageNet file Keras downloads
+
+
+_TF_NOTOP = "_weights_tf_dim_ordering_tf_kernels_notop.h5"
+#: Registry of the backbones we know; any other keras.applications name works too.
+BACKBONES = {
+    "resnet50": BackboneInfo("ResNet50", "resnet50", 224, "resnet50" + _TF_NOTOP),
+    "resnet101": BackboneInfo("ResNet101", "resnet", 224, "resnet101" + _TF_NOTOP),
+    "vgg16": BackboneInfo("VGG16", "vgg16", 224, "vgg16" + _TF_NOTOP),
+    "vgg19": BackboneInfo("VGG19", "vgg19", 224, "vgg19" + _TF_NOTOP),
+    "efficientnetb0": BackboneInfo("EfficientNetB0", "efficientnet", 224, "efficientnetb0_notop.h5"),
+    "densenet121": BackboneInfo("DenseNet121", "densenet", 224, "densenet121" + _TF_NOTOP),
+    "densenet201": BackboneInfo("DenseNet201", "densenet", 224, "densenet201" + _TF_NOTOP),
+    "inceptionv3": BackboneInfo("InceptionV3", "inception_v3", 299,
+                                "inception_v3" + _TF_NOTOP),
+}
+GENERIC_INPUT_SIZE = 224
+
+
+def default_input_size(name):
+    if name == HANDCRAFTED:
+        return handcrafted.DEFAULT_SIZE
+    info = BACKBONES.get(name)
+    return info.input_size if info else GENERIC_INPUT_SIZE
+
+
+def keras_home():
+    """Where Keras caches downloads (``$KERAS_HOME`` or ``~/.keras``), without importing Keras."""
+    if "KERAS_HOME" in os.environ:
+        return Path(os.environ["KERAS_HOME"])
+    home = Path.home()
+    return (home if os.access(home, os.W_OK) else Path("/tmp")) / ".keras"
+
+
+def file_sha256(path, chunk=1 << 20):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def version_of(package):
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def tensorflow_version():
+    return version_of("tensorflow") or version_of("tensorflow-cpu")
+
+
+@dataclass(frozen=True)
+class WeightsChoice:
+    """Resolved weights: ``kind`` is imagenet, file or random; ``identity`` keys the cache."""
+
+    kind: str
+    identity: str
+    path: Path | None = None
+    seed: int | None = None
+
+
+def random_seed_for(name, seed):
+    """A per-backbone seed, so a backbone's random weights don't depend on which others are built."""
+    return (int(seed) * 1_000_003 + zlib.crc32(name.encode())) % (2**31 - 1)
+
+
+def _expected_file(name):
+    info = BACKBONES.get(name)
+    return info.weights_file if info else None
+
+
+def _find_in_folder(name, folder):
+    expected = _expected_file(name)
+    if expected and (folder / expected).is_file():
+        return folder / expected
+    candidates = sorted(p for p in folder.glob("*.h5") if name.replace("_", "") in p.name.replace("_", "").lower()
+                        and ("notop" in p.name or "no_top" in p.name))
+    if len(candidates) == 1:
+        return candidates[0]
+    found = ", ".join(p.name for p in sorted(folder.glob("*.h5"))) or "no .h5 files"
+    want = f"'{expected}'" if expected else f"the official Keras '{name}' notop .h5 file"
+    raise WeightsError(f"Weights folder {folder} has no file for backbone '{name}': expected {want}; "
+                       f"found {found}. Copy the official file there, or pass a file path for this "
+                       f"backbone (extract.backbones: [{{name: {name}, weights: /path/file.h5}}]).")
+
+
+def resolve_weights(name, weights, seed):
+    """Turn the config's weights setting into a WeightsChoice, without importing TensorFlow."""
+    if name == HANDCRAFTED:
+        return WeightsChoice("none", f"handcrafted-v{handcrafted.HANDCRAFTED_VERSION}")
+    if weights == "random":
+        s = random_seed_for(name, seed)
+        return WeightsChoice("random", f"random:seed={s}", seed=s)
+    if weights == "imagenet":
+        expected = _expected_file(name)
+        cached = keras_home() / "models" / expected if expected else None
+        return WeightsChoice("imagenet", f"imagenet:{name}:keras-{version_of('keras')}",
+                             path=cached if cached and cached.is_file() else None)
+    path = Path(weights).expanduser()
+    if path.is_dir():
+        path = _find_in_folder(name, path)
+    if not path.is_file():
+        raise WeightsError(f"Weights for backbone '{name}' not found: {weights} is neither 'imagenet', "
+                           f"'random', an existing .h5 file nor a folder.")
+    return WeightsChoice("file", f"sha256:{file_sha256(path)}", path=path.resolve())
+
+
+def offline_hint(name, file_name=None):
+    file_name = file_name or _expected_file(name) or f"the official '{name}' notop .h5 file"
+    return (f"ImageNet weights for '{name}' could not be downloaded (no network?). Either put "
+            f"'{file_name}' in {keras_home() / 'models'} (Keras's cache; set KERAS_HOME to move it), or "
+            f"pass a local copy with --weights /path/to/{file_name} (or a folder holding it), or use "
+            f"--weights random for seeded random weights (only for testing: random features are not "
+            f"ImageNet features).")
+
+
+def _import_keras():
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # ~1.3-2.7x faster on CPU; read at import
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras  # noqa: PLC0415  (lazy on purpose)
+    import tensorflow as tf  # noqa: PLC0415
+
+    return keras, tf
+
+
+def _keras_constructor(keras, name):
+    """The keras.applications class and its module's preprocess_input, for any model name."""
+    info = BACKBONES.get(name)
+    wanted = info.class_name if info else None
+    apps = keras.applications
+    if wanted is None:
+        matches = [a for a in dir(apps) if a.lower() == name and callable(getattr(apps, a))]
+        if not matches:
+            known = sorted({a.lower() for a in dir(apps) if a[:1].isupper()})
+            raise BackboneError(f"Unknown backbone '{name}'. Use '{HANDCRAFTED}' or a keras.applications "
+                                f"model name: {', '.join(known)}.")
+        wanted = matches[0]
+    ctor = getattr(apps, wanted)
+    for attr in dir(apps):
+        module = getattr(apps, attr)
+        if hasattr(module, "preprocess_input") and getattr(module, wanted, None) is ctor:
+            return ctor, module.preprocess_input, f"keras.applications.{attr}.preprocess_input"
+    raise BackboneError(f"Backbone '{name}': no preprocess_input found beside keras.applications.{wanted}.")
+
+
+@contextlib.contextmanager
+def _download_guard(name):
+    """Fail fast with instructions when Keras cannot fetch ImageNet weights."""
+    from keras.src.utils import file_utils  # noqa: PLC0415
+
+    original, seen = file_utils.get_file, {}
+
+    def get_file(fname=None, origin=None, *args, **kwargs):
+        seen["fname"] = fname
+        path = original(fname, origin, *args, **kwargs)
+        seen["path"] = path
+        return path
+
+    old_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(30)
+    file_utils.get_file = get_file
+    try:
+        yield seen
+    except Exception as exc:
+        if "URL fetch failure" in str(exc):
+            raise WeightsError(offline_hint(name, seen.get("fname"))) from None
+        raise
+    finally:
+        file_utils.get_file = original
+        socket.setdefaulttimeout(old_timeout)
+
+
+class KerasEmbedder:
+    """A frozen keras.applications model with global average pooling, run on fixed-size batches.
+
+    Fixed-size batches (the last one padded) keep one traced graph and give every image the same
+    numbers whatever batch it lands in.
+    """
+
+    def __init__(self, name, choice, input_size=None, batch_size=16, mixed_precision=False):
+        self.name, self.choice = name, choice
+        self.input_size = input_size or default_input_size(name)
+        self.batch_size = batch_size
+        keras, tf = _import_keras()
+        ctor, self._preprocess, preprocess_name = _keras_constructor(keras, name)
+        if mixed_precision and tf.config.list_physical_devices("GPU"):
+            keras.mixed_precision.set_global_policy("mixed_float16")
+        shape = (self.input_size, self.input_size, 3)
+        weights = {"imagenet": "imagenet", "file": str(choice.path), "random": None}[choice.kind]
+        if choice.kind == "random":
+            keras.utils.set_random_seed(choice.seed)
+        try:
+            with _download_guard(name) as seen:
+                self.model = ctor(include_top=False, weights=weights, input_shape=shape, pooling="avg")
+        except ValueError as exc:
+            raise WeightsError(f"Backbone '{name}' could not be built with weights {weights!r} at input "
+                               f"size {self.input_size}: {exc}") from None
+        self.model.trainable = False
+        weights_sha = None
+        if choice.kind == "imagenet" and seen.get("path"):
+            weights_sha = file_sha256(seen["path"])
+        elif choice.kind == "file":
+            weights_sha = choice.identity.split(":", 1)[1]
+        self.dim = int(self.model.output_shape[-1])
+        self._forward = tf.function(lambda x: self.model(x, training=False),
+                                    input_signature=[tf.TensorSpec((batch_size, *shape), tf.float32)])
+        self.device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
+        self.spec = {"backbone": name, "kind": "keras", "class": self.model.name,
+                     "weights": choice.kind, "weights_identity": choice.identity,
+                     "weights_sha256": weights_sha, "input_size": self.input_size,
+                     "pooling": "avg", "include_top": False,
+                     "preprocess_input": preprocess_name, "dim": self.dim,
+                     "mixed_precision": bool(mixed_precision and self.device == "GPU"),
+                     "tensorflow": tf.__version__, "keras": keras.__version__}
+
+    def prepare(self, gray, mask=None, resize_mode="pad"):
+        """Square, 3-channel, backbone-normalised float32 image (runs in worker threads)."""
+        square = fit_square(gray, self.input_size, resize_mode).astype(np.float32)
+        rgb = np.repeat(square[..., None], 3, axis=-1)
+        return np.asarray(self._preprocess(rgb), dtype=np.float32)
+
+    def embed(self, images):
+        """Embeddings of a stack of prepared images, any count, in fixed-size batches."""
+        images = np.asarray(images, dtype=np.float32)
+        out = []
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start:start + self.batch_size]
+            n = len(chunk)
+            if n < self.batch_size:
+                pad = np.zeros((self.batch_size - n, *chunk.shape[1:]), dtype=np.float32)
+                chunk = np.concatenate([chunk, pad])
+            out.append(np.asarray(self._forward(chunk), dtype=np.float32)[:n])
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+
+class HandcraftedEmbedder:
+    """Intensity, texture and shape descriptors as a block like any backbone (no weights)."""
+
+    def __init__(self, input_size=None):
+        self.name = HANDCRAFTED
+        self.input_size = input_size or handcrafted.DEFAULT_SIZE
+        self.feature_names = handcrafted.feature_names()
+        self.dim = len(self.feature_names)
+        self.device = "CPU"
+        self.spec = {"backbone": HANDCRAFTED, "kind": "handcrafted",
+                     "version": handcrafted.HANDCRAFTED_VERSION, "input_size": self.input_size,
+                     "dim": self.dim, "weights": "none",
+                     "weights_identity": f"handcrafted-v{handcrafted.HANDCRAFTED_VERSION}",
+                     "scikit-image": version_of("scikit-image"), "opencv": version_of("opencv-python-headless")}
+
+    def prepare(self, gray, mask=None, resize_mode="pad"):
+        """The whole descriptor is computed here, in the worker threads."""
+        square = fit_square(gray, self.input_size, resize_mode)
+        sq_mask = fit_square_mask(mask, self.input_size, resize_mode) if mask is not None else None
+        return handcrafted.handcrafted_features(square, sq_mask, size=self.input_size)
+
+    def embed(self, vectors):
+        return np.asarray(vectors, dtype=np.float32).reshape(len(vectors), self.dim)
+
+
+def build_embedder(name, choice, input_size=None, batch_size=16, mixed_precision=False):
+    """Load one extractor (once per run) for the given resolved weights."""
+    if name == HANDCRAFTED:
+        return HandcraftedEmbedder(input_size=input_size)
+    return KerasEmbedder(name, choice, input_size, batch_size, mixed_precision)

@@ -1,0 +1,123 @@
+"""Batched extraction: decode and preprocess each image once, in worker threads, and feed every
+extractor that still needs it, while the model runs on the previous batch.
+
+Pure orchestration of arrays: no files are written here; results go to a callback.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from features.errors import ImageError
+from features.imageio import read_gray, read_mask
+from features.preprocess import preprocess
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ImageJob:
+    """One image of one modality and the extractors (with their cache keys) that need it."""
+
+    case_id: str
+    path: Path
+    mask_path: Path | None = None
+    keys: dict = field(default_factory=dict)  # extractor name -> content key
+
+
+@dataclass
+class ExtractionFailure:
+    case_id: str
+    path: str
+    reason: str
+
+
+def _load(job, spec, extractors, flip_tta):
+    """Decode + preprocess once, then each extractor's own preparation (worker thread)."""
+    try:
+        gray = read_gray(job.path)
+        mask = read_mask(job.mask_path, gray.shape) if job.mask_path else None
+        gray, mask = preprocess(gray, spec, mask)
+        views = [(gray, mask)]
+        if flip_tta:
+            views.append((np.ascontiguousarray(gray[:, ::-1]),
+                          None if mask is None else np.ascontiguousarray(mask[:, ::-1])))
+        return {name: [extractors[name].prepare(g, m, spec.resize_mode) for g, m in views]
+                for name in job.keys}, None
+    except ImageError as exc:
+        return None, exc.reason
+    except Exception as exc:  # an unreadable image must not lose the rest of the run
+        log.debug("failed on %s", job.path, exc_info=True)
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+class _Batcher:
+    """Accumulates prepared views for one extractor and embeds them a full batch at a time."""
+
+    def __init__(self, extractor, batch_size, on_result):
+        self.extractor, self.batch_size, self.on_result = extractor, batch_size, on_result
+        self.items = []  # (job, views)
+        self.n_views = 0
+
+    def add(self, job, views):
+        self.items.append((job, views))
+        self.n_views += len(views)
+        if self.n_views >= self.batch_size:
+            self.flush()
+
+    def flush(self):
+        if not self.items:
+            return
+        stacked = np.stack([v for _, views in self.items for v in views])
+        out = self.extractor.embed(stacked)
+        rows, start = [], 0
+        for _, views in self.items:
+            rows.append(out[start:start + len(views)].mean(axis=0))
+            start += len(views)
+        jobs = [job for job, _ in self.items]
+        self.items, self.n_views = [], 0
+        self.on_result(self.extractor.name, jobs, np.stack(rows).astype(np.float32))
+
+
+def run_extraction(jobs, extractors, spec, on_result, batch_size=16, workers=2, flip_tta=False,
+                   progress=None):
+    """Embed ``jobs`` with ``extractors`` (name -> embedder); return the failures.
+
+    ``on_result(name, jobs, embeddings)`` is called after every batch, so the caller can save
+    progress. ``progress`` is an optional callable advanced by one per image.
+    """
+    batchers = {name: _Batcher(ex, batch_size, on_result) for name, ex in extractors.items()}
+    failures = []
+    window = max(2 * batch_size, 4 * workers)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
+        pending = collections.deque()
+        queue = iter(jobs)
+
+        def refill():
+            while len(pending) < window:
+                job = next(queue, None)
+                if job is None:
+                    return
+                pending.append((job, pool.submit(_load, job, spec, extractors, flip_tta)))
+
+        refill()
+        while pending:
+            job, future = pending.popleft()
+            prepared, reason = future.result()
+            refill()
+            if reason is not None:
+                failures.append(ExtractionFailure(job.case_id, str(job.path), reason))
+            else:
+                for name, views in prepared.items():
+                    batchers[name].add(job, views)
+            if progress:
+                progress(1)
+    for batcher in batchers.values():
+        batcher.flush()
+    return failures

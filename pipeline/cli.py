@@ -1,0 +1,150 @@
+"""Command line: parses, loads the study, runs stages; user errors print one message and exit 2.
+
+Stage modules are imported only when their command runs, so `--help` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import textwrap
+from pathlib import Path
+
+from pipeline import __version__
+from pipeline.errors import USER_ERRORS, ConfigError
+
+log = logging.getLogger("breastfuse")
+
+DESCRIPTION = """\
+BreastFuse: compare classifiers on frozen-CNN embeddings of breast images plus clinical data.
+
+Stages (each reads the study file and the artifacts of the stages before it):
+  extract   embed every image of every modality with every backbone, cached in
+            <run>/features/<modality>/<backbone>.h5 (only new or changed images are computed)
+  demo      make a small synthetic study and run every stage that exists on it
+
+Later stages (fuse, fit, report, predict) are planned; see README.md.
+"""
+
+EXTRACT_HELP = """\
+Embed every image of every modality with every configured backbone.
+
+The study file (YAML) names the manifest, the modalities and their preprocessing, the clinical
+columns and the backbones; see configs/demo.yaml for a commented example. Flags override it.
+Outputs go to <run>/features/<modality>/<backbone>.h5. A second run with unchanged inputs
+computes nothing; new or changed images are the only ones embedded. A killed run resumes.
+
+Weights: 'imagenet' (Keras downloads and caches them in ~/.keras/models, or $KERAS_HOME/models),
+a local .h5 file or a folder holding the official Keras files (for machines without internet),
+or 'random' (seeded; for tests only: random features are not ImageNet features).
+"""
+
+
+def _add_study_flags(p):
+    p.add_argument("-c", "--config", required=True, type=Path, help="study file (YAML)")
+    p.add_argument("--manifest", type=Path, help="manifest CSV (overrides `manifest:`)")
+    p.add_argument("--output", type=Path, help="run folder (overrides `output:`)")
+    p.add_argument("--seed", type=int, help="seed for everything random (overrides `seed:`)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any study key, e.g. --set extract.batch_size=8 (repeatable)")
+    p.add_argument("--force", action="store_true", help="recompute even where the cache is valid")
+
+
+def _add_extract_flags(p):
+    p.add_argument("--backbones", help="comma-separated backbones, e.g. resnet50,vgg16,efficientnetb0,"
+                                       "handcrafted (any keras.applications name works)")
+    p.add_argument("--weights", help="imagenet | random | path to a .h5 weights file or folder")
+    p.add_argument("--batch-size", type=int, help="images per forward pass (default 16; 8-32 is best on CPU)")
+    p.add_argument("--workers", type=int, help="threads decoding and preprocessing images (default 2)")
+    p.add_argument("--input-size", type=int, help="backbone input size in pixels (default: the backbone's own)")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="run_pipeline.py", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"BreastFuse {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("extract", help="embed images with frozen CNNs (and handcrafted descriptors)",
+                       description=EXTRACT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_study_flags(p)
+    _add_extract_flags(p)
+
+    p = sub.add_parser("demo", help="make the synthetic demo study and run the stages on it",
+                       description=textwrap.dedent("""\
+                           Make a small SYNTHETIC paired study (mammography-like and ultrasound-like
+                           images, a clinical table) in --out, write its study file, and run every
+                           stage that exists on it. Uses ImageNet weights when they can be had; if
+                           not, it says so loudly and uses seeded random weights, recorded in every
+                           artifact. Real datasets plug in through a manifest (see README.md)."""),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="demo folder (default runs/demo)")
+    p.add_argument("--cases", type=int, default=120, help="number of synthetic cases (default 120)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generator and the study (default 0)")
+    p.add_argument("--force", action="store_true", help="recompute even where the cache is valid")
+    _add_extract_flags(p)
+    return parser
+
+
+def _extract_overrides(args):
+    from pipeline.config import parse_override  # noqa: PLC0415
+
+    pairs = [parse_override(o) for o in getattr(args, "overrides", [])]
+    if getattr(args, "manifest", None):
+        pairs.append((["manifest"], str(args.manifest.resolve())))
+    if getattr(args, "output", None):
+        pairs.append((["output"], str(args.output.resolve())))
+    if getattr(args, "seed", None) is not None:
+        pairs.append((["seed"], args.seed))
+    if args.backbones:
+        pairs.append((["extract", "backbones"], [b.strip() for b in args.backbones.split(",") if b.strip()]))
+    if args.weights:
+        w = args.weights
+        pairs.append((["extract", "weights"], w if w in ("imagenet", "random") else str(Path(w).resolve())))
+    for flag, key in (("batch_size", "batch_size"), ("workers", "workers"), ("input_size", "input_size")):
+        if getattr(args, flag) is not None:
+            pairs.append((["extract", key], getattr(args, flag)))
+    return pairs
+
+
+def cmd_extract(args):
+    from pipeline.config import load_study  # noqa: PLC0415
+    from pipeline.manifest import load_manifest  # noqa: PLC0415
+    from pipeline.stages.extract import run_extract  # noqa: PLC0415
+
+    study = load_study(args.config, _extract_overrides(args))
+    manifest = load_manifest(study)
+    report = run_extract(study, manifest, force=args.force, show_progress=not args.no_progress)
+    print(f"extract: {report.total_computed} embedding(s) computed; files in {study.run_dir / 'features'}")
+    return 0
+
+
+def cmd_demo(args):
+    from pipeline.demo import run_demo  # noqa: PLC0415
+
+    if args.cases < 10:
+        raise ConfigError(f"--cases must be at least 10, got {args.cases}")
+    return run_demo(args, _extract_overrides(args))
+
+
+COMMANDS = {"extract": cmd_extract, "demo": cmd_demo}
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    from pipeline.progress import setup_logging  # noqa: PLC0415
+
+    setup_logging(-1 if args.quiet else args.verbose)
+    try:
+        return COMMANDS[args.command](args)
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; completed work is saved and the next run resumes", file=sys.stderr)
+        return 130
