@@ -113,7 +113,7 @@ def _check_clinical(frame, study, problems):
             problems.append(f"{_line(i)}, column '{column}': {values.iloc[i]!r} is not a number "
                             f"(the study declares '{column}' as {kind}; leave the cell empty if unknown, "
                             f"or declare it categorical)")
-        frame[column] = parsed
+        frame[column] = parsed.astype(float)
 
 
 def _check_labels(frame, study, problems):
