@@ -7,6 +7,7 @@ Weights are resolved (and fingerprinted) without TensorFlow, so cached runs neve
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -297,7 +298,12 @@ class HandcraftedEmbedder:
 
 
 def build_embedder(name, choice, input_size=None, batch_size=16, mixed_precision=False):
-    """Load one extractor (once per run) for the given resolved weights."""
+    """Load one extractor for the given resolved weights (once per process: models are reused)."""
     if name == HANDCRAFTED:
         return HandcraftedEmbedder(input_size=input_size)
+    return _cached_keras_embedder(name, choice, input_size, batch_size, mixed_precision)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_keras_embedder(name, choice, input_size, batch_size, mixed_precision):
     return KerasEmbedder(name, choice, input_size, batch_size, mixed_precision)

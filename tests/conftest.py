@@ -1,13 +1,9 @@
-"""Shared fixtures: tiny synthetic studies, and the real datasets beside the repo (../shared/data)."""
+"""Shared fixtures: the real datasets beside the repo (../shared/data)."""
 
 import os
-import zlib
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
-import yaml
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -19,46 +15,3 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 def shared_data():
     assert SHARED_DATA.is_dir(), f"the shared datasets are expected at {SHARED_DATA}"
     return SHARED_DATA
-
-
-def write_image(path, seed, size=64, kind="blob"):
-    """A small grayscale PNG whose content depends on the seed."""
-    rng = np.random.default_rng(seed)
-    img = (rng.random((size, size)) * 60).astype(np.uint8)
-    centre = tuple(int(c) for c in rng.integers(size // 4, 3 * size // 4, 2))
-    cv2.circle(img, centre, int(rng.integers(size // 8, size // 4)), 200, -1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), img)
-    return path
-
-
-def make_study(root, n=10, modalities=("ultrasound",), backbones=("handcrafted",), extra=None,
-               clinical=True):
-    """A tiny study on disk: images, manifest.csv and study.yaml; returns the study file path."""
-    root = Path(root)
-    rows = []
-    for i in range(n):
-        row = {"case_id": f"c{i:03d}", "patient_id": f"p{i // 2:03d}",
-               "label": "malignant" if i % 2 else "benign"}
-        for m in modalities:
-            rel = f"images/{m}/c{i:03d}.png"
-            write_image(root / rel, seed=zlib.crc32(m.encode()) % 997 + i)
-            row[f"{m}_path"] = rel
-        if clinical:
-            row["age"] = str(40 + i)
-            row["history"] = "yes" if i % 3 == 0 else "no"
-        rows.append(row)
-    import pandas as pd
-
-    pd.DataFrame(rows).to_csv(root / "manifest.csv", index=False)
-    study = {"study": "tiny", "manifest": "manifest.csv", "output": "run", "seed": 0,
-             "modalities": {m: {"path_column": f"{m}_path"} for m in modalities},
-             "clinical": {"age": "numeric", "history": "categorical"} if clinical else {},
-             "extract": {"backbones": list(backbones), "weights": "random", "input_size": 32,
-                         "batch_size": 4, "workers": 2}}
-    if extra:
-        for key, value in extra.items():
-            study.setdefault(key, {}).update(value) if isinstance(value, dict) else study.update({key: value})
-    path = root / "study.yaml"
-    path.write_text(yaml.safe_dump(study, sort_keys=False))
-    return path

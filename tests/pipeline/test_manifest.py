@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from conftest import make_study, write_image
+from study_factory import make_study, write_image
 from pipeline.config import load_study
 from pipeline.errors import ManifestError
 from pipeline.manifest import load_manifest

@@ -1,0 +1,59 @@
+"""The CLI: user errors print one clear message, no traceback, exit code 2."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from study_factory import make_study
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, str(REPO / "run_pipeline.py"), "--no-progress", *args],
+                          cwd=REPO, capture_output=True, text=True)
+
+
+def test_bad_manifest_lists_every_problem_exits_2_without_traceback(tmp_path):
+    study = make_study(tmp_path, n=5)
+    frame = pd.read_csv(tmp_path / "manifest.csv", dtype=str, keep_default_na=False)
+    frame.loc[0, "ultrasound_path"] = "missing.png"
+    frame.loc[2, "age"] = "old"
+    frame.loc[3, "case_id"] = frame.loc[4, "case_id"]
+    frame.to_csv(tmp_path / "manifest.csv", index=False)
+    out = _run("extract", "-c", str(study))
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    assert "has 3 problem(s)" in out.stderr
+    assert "line 2, column 'ultrasound_path': missing.png: file not found" in out.stderr
+    assert "line 4, column 'age': 'old' is not a number" in out.stderr
+    assert "appears more than once (lines 5, 6)" in out.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_config_exits_2_naming_the_keys(tmp_path):
+    study = make_study(tmp_path, n=2)
+    raw = yaml.safe_load(study.read_text())
+    raw["extract"]["batch_size"] = -1
+    raw["extrct"] = {}
+    study.write_text(yaml.safe_dump(raw))
+    out = _run("extract", "-c", str(study))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "extract.batch_size: expected a positive integer, got -1" in out.stderr
+    assert "extrct: unknown key; did you mean 'extract'?" in out.stderr
+
+
+def test_flags_override_the_study_file(tmp_path):
+    study = make_study(tmp_path, n=3, backbones=("handcrafted",))
+    out = _run("extract", "-c", str(study), "--output", str(tmp_path / "elsewhere"), "--set",
+               "modalities.ultrasound.preprocessing.clahe=false")
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "elsewhere/features/ultrasound/handcrafted.h5").is_file()
+
+
+def test_unknown_command_is_an_argparse_error():
+    out = _run("fuse-everything")
+    assert out.returncode == 2 and "invalid choice" in out.stderr

@@ -1,0 +1,56 @@
+"""The layout rules, checked: import directions, and TensorFlow only where images are embedded."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from study_factory import make_study
+
+REPO = Path(__file__).resolve().parents[1]
+FORBIDDEN = {"features": {"pipeline", "models", "reports"}, "models": {"pipeline", "features", "reports"},
+             "reports": {"pipeline", "features"}}
+TF_ALLOWED = {REPO / "features" / "backbones.py"}
+
+
+def _imports(path):
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            yield from (a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module.split(".")[0]
+
+
+@pytest.mark.parametrize("package", ["features", "models", "reports", "pipeline"])
+def test_import_directions(package):
+    bad = []
+    for path in (REPO / package).rglob("*.py"):
+        for name in _imports(path):
+            if name in FORBIDDEN.get(package, set()):
+                bad.append(f"{path.relative_to(REPO)} imports {name}")
+            if name in {"tensorflow", "keras"} and path not in TF_ALLOWED:
+                bad.append(f"{path.relative_to(REPO)} imports {name}")
+    assert bad == []
+
+
+def _modules_after(args, cwd=REPO):
+    code = ("import sys\nfrom pipeline.cli import main\n"
+            f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
+            "print('TF' if 'tensorflow' in sys.modules else 'NO-TF')")
+    out = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True)
+    return out.stdout.strip().splitlines()[-1], out
+
+
+@pytest.mark.parametrize("args", [["--help"], ["extract", "--help"], ["demo", "--help"]])
+def test_help_does_not_import_tensorflow(args):
+    assert _modules_after(args)[0] == "NO-TF"
+
+
+def test_a_cached_extract_run_does_not_import_tensorflow(tmp_path):
+    study = make_study(tmp_path, n=4, backbones=("efficientnetb0", "handcrafted"))
+    first, out = _modules_after(["--no-progress", "extract", "-c", str(study)])
+    assert first == "TF", out.stderr
+    second, out = _modules_after(["--no-progress", "extract", "-c", str(study)])
+    assert second == "NO-TF", out.stderr
