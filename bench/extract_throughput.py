@@ -1,0 +1,157 @@
+"""Extraction throughput on real BUSI images: the notebook-style per-image `model.predict` loop
+against BreastFuse's batched extractor (decode and preprocessing included), as a fraction of the
+machine's float32 matmul rate measured in the same run; then a cold vs cached `extract` run.
+
+    python bench/extract_throughput.py [--images 48] [--backbones resnet50,vgg16,efficientnetb0]
+
+Each measurement runs in its own process (a fresh TensorFlow), one after the other, so they
+compete for nothing. Weights are seeded random (same FLOPs as ImageNet ones).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+BUSI = REPO.parent / "shared" / "data" / "busi"
+sys.path.insert(0, str(REPO))
+
+#: Forward-pass cost at 224x224, include_top=False (measured for this issue's brief).
+GFLOP_224 = {"resnet50": 7.7, "vgg16": 30.7, "efficientnetb0": 0.77}
+
+
+def busi_paths(n):
+    import pandas as pd  # noqa: PLC0415
+
+    frame = pd.read_csv(BUSI / "manifest.csv").sample(n=n, random_state=0)
+    return [str(BUSI / p) for p in frame["ultrasound_path"]], frame
+
+
+def numpy_gflops(seconds=3.0, n=2048):
+    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    a @ a
+    start, k = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        a @ a
+        k += 1
+    return 2 * n**3 * k / (time.perf_counter() - start) / 1e9
+
+
+def worker_naive(backbone, n):
+    """What notebooks do: read, resize, preprocess and model.predict one image at a time."""
+    import cv2  # noqa: PLC0415
+    import keras  # noqa: PLC0415
+
+    from features.backbones import BACKBONES, _keras_constructor  # noqa: PLC0415
+
+    ctor, preprocess, _ = _keras_constructor(keras, backbone)
+    keras.utils.set_random_seed(0)
+    size = BACKBONES[backbone].input_size
+    model = ctor(include_top=False, weights=None, input_shape=(size, size, 3), pooling="avg")
+    paths, _ = busi_paths(n)
+
+    def one(path):
+        img = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
+        x = preprocess(cv2.resize(img, (size, size)).astype("float32")[None])
+        return model.predict(x, verbose=0)
+
+    one(paths[0])
+    start = time.perf_counter()
+    for p in paths:
+        one(p)
+    return n / (time.perf_counter() - start)
+
+
+def worker_pipeline(backbone, n, batch_size):
+    """BreastFuse's extractor: threads decode + preprocess while the model runs fixed batches."""
+    from features.backbones import build_embedder, resolve_weights  # noqa: PLC0415
+    from features.extraction import ImageJob, run_extraction  # noqa: PLC0415
+    from features.preprocess import PreprocessSpec  # noqa: PLC0415
+
+    paths, _ = busi_paths(n)
+    embedder = build_embedder(backbone, resolve_weights(backbone, "random", 0), batch_size=batch_size)
+    spec = PreprocessSpec.for_modality("ultrasound")
+    jobs = [ImageJob(str(i), Path(p), None, {backbone: str(i)}) for i, p in enumerate(paths)]
+    run_extraction(jobs[:batch_size], {backbone: embedder}, spec, lambda *a: None, batch_size=batch_size)
+    start = time.perf_counter()
+    run_extraction(jobs, {backbone: embedder}, spec, lambda *a: None, batch_size=batch_size)
+    return n / (time.perf_counter() - start)
+
+
+def in_subprocess(mode, backbone, n, batch_size, env_extra=None):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env_extra or {})}
+    if mode == "naive":
+        env.pop("TF_ENABLE_ONEDNN_OPTS", None)  # a notebook's environment, as it comes
+    out = subprocess.run([sys.executable, __file__, "--worker", mode, "--backbones", backbone,
+                          "--images", str(n), "--batch-size", str(batch_size)],
+                         capture_output=True, text=True, env=env, cwd=REPO)
+    if out.returncode:
+        raise RuntimeError(out.stderr[-3000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def cache_benchmark(n, backbones):
+    """Cold `extract` then the same command again (nothing to compute)."""
+    import yaml  # noqa: PLC0415
+
+    _, frame = busi_paths(n)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        frame = frame.assign(ultrasound_path=[str(BUSI / p) for p in frame["ultrasound_path"]])
+        frame[["case_id", "patient_id", "label", "ultrasound_path"]].to_csv(tmp / "manifest.csv", index=False)
+        study = {"manifest": "manifest.csv", "output": "run", "modalities": {"ultrasound": {}},
+                 "extract": {"backbones": backbones + ["handcrafted"], "weights": "random"}}
+        (tmp / "study.yaml").write_text(yaml.safe_dump(study))
+        times = []
+        for _ in range(2):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, str(REPO / "run_pipeline.py"), "-q", "--no-progress", "extract",
+                            "-c", str(tmp / "study.yaml")], check=True, cwd=REPO, capture_output=True,
+                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=48)
+    ap.add_argument("--backbones", default="resnet50,vgg16,efficientnetb0")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--worker", choices=["naive", "pipeline"], help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    backbones = args.backbones.split(",")
+    if args.worker:
+        fn = worker_naive if args.worker == "naive" else worker_pipeline
+        extra = (args.batch_size,) if args.worker == "pipeline" else ()
+        print(json.dumps(fn(backbones[0], args.images, *extra)))
+        return
+
+    gflops = numpy_gflops()
+    print(f"numpy float32 matmul: {gflops:.0f} GFLOP/s on {os.cpu_count()} cores ({args.images} BUSI images)")
+    print(f"{'backbone':<16}{'per-image img/s':>16}{'batched img/s':>15}{'speed-up':>10}{'of compute limit':>18}")
+    for b in backbones:
+        n = args.images if b != "vgg16" else max(args.images // 2, args.batch_size)
+        naive = in_subprocess("naive", b, n, args.batch_size)
+        ours = in_subprocess("pipeline", b, n, args.batch_size)
+        limit = gflops / GFLOP_224[b]
+        print(f"{b:<16}{naive:>16.1f}{ours:>15.1f}{ours / naive:>9.1f}x{ours / limit:>17.0%}")
+    ours = in_subprocess("pipeline", "handcrafted", args.images, args.batch_size)
+    print(f"{'handcrafted':<16}{'-':>16}{ours:>15.1f}")
+    gflops_after = numpy_gflops()
+    print(f"numpy again after the runs: {gflops_after:.0f} GFLOP/s (limit above uses the first figure)")
+    cold, warm = cache_benchmark(args.images, backbones)
+    print(f"extract on {args.images} images, {len(backbones)} CNNs + handcrafted: cold {cold:.1f} s, "
+          f"cached re-run {warm:.2f} s ({warm / cold:.1%} of cold)")
+
+
+if __name__ == "__main__":
+    main()
