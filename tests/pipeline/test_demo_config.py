@@ -17,3 +17,12 @@ def test_demo_config_is_valid_and_matches_the_demo_command():
     written = demo_study_dict(seed=0)
     for key in ("study", "seed", "label", "patient_column", "modalities", "clinical", "extract"):
         assert raw[key] == written[key], key
+
+
+def test_every_example_study_is_valid_and_its_manifest_checks_out():
+    from pipeline.manifest import load_manifest
+
+    for path in sorted((REPO / "configs").glob("*.yaml")):
+        study = load_study(path)
+        if path.name != "demo.yaml":  # the demo's data is made by `run_pipeline.py demo`
+            assert len(load_manifest(study).frame) > 0, path
