@@ -15,3 +15,29 @@ def features_file(run_dir, modality, backbone):
 def partial_features_file(run_dir, modality, backbone):
     """Checkpoint of an unfinished extraction, merged by the next run."""
     return features_dir(run_dir, modality) / f"{backbone}.partial.h5"
+
+
+def fused_dir(run_dir):
+    return Path(run_dir) / "fused"
+
+
+def design_file(run_dir):
+    """The fused design matrix, labels, groups, split and folds."""
+    return fused_dir(run_dir) / "design.h5"
+
+
+def design_json(run_dir):
+    """Block layout, class mapping, exclusions, split sizes, PCA diagnostics, fingerprint."""
+    return fused_dir(run_dir) / "design.json"
+
+
+def models_dir(run_dir):
+    return Path(run_dir) / "models"
+
+
+def model_file(run_dir, learner):
+    return models_dir(run_dir) / f"{learner}.joblib"
+
+
+def metrics_json(run_dir):
+    return models_dir(run_dir) / "metrics.json"

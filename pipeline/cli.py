@@ -75,6 +75,12 @@ def build_parser():
     _add_study_flags(p)
     _add_extract_flags(p)
 
+    p = sub.add_parser("fuse", help="join embeddings and clinical data; fix patient-wise split and folds",
+                       description="Join the cached embeddings of every (modality, backbone) with the "
+                                   "clinical table into one design (one row per case), and record the "
+                                   "patient-wise held-out split and CV folds in <run>/fused/. Fits nothing.")
+    _add_study_flags(p)
+
     p = sub.add_parser("demo", help="make the synthetic demo study and run the stages on it",
                        description=textwrap.dedent("""\
                            Make a small SYNTHETIC paired study (mammography-like and ultrasound-like
@@ -91,7 +97,7 @@ def build_parser():
     return parser
 
 
-def _extract_overrides(args):
+def _common_overrides(args):
     from pipeline.config import parse_override  # noqa: PLC0415
 
     pairs = [parse_override(o) for o in getattr(args, "overrides", [])]
@@ -101,6 +107,11 @@ def _extract_overrides(args):
         pairs.append((["output"], str(args.output.resolve())))
     if getattr(args, "seed", None) is not None:
         pairs.append((["seed"], args.seed))
+    return pairs
+
+
+def _extract_overrides(args):
+    pairs = _common_overrides(args)
     if args.backbones:
         pairs.append((["extract", "backbones"], [b.strip() for b in args.backbones.split(",") if b.strip()]))
     if args.weights:
@@ -113,14 +124,31 @@ def _extract_overrides(args):
 
 
 def cmd_extract(args):
-    from pipeline.config import load_study  # noqa: PLC0415
-    from pipeline.manifest import load_manifest  # noqa: PLC0415
     from pipeline.stages.extract import run_extract  # noqa: PLC0415
 
-    study = load_study(args.config, _extract_overrides(args))
-    manifest = load_manifest(study)
+    study, manifest = _study_and_manifest(args, extract_flags=True)
     report = run_extract(study, manifest, force=args.force, show_progress=not args.no_progress)
     print(f"extract: {report.total_computed} embedding(s) computed; files in {study.run_dir / 'features'}")
+    return 0
+
+
+def _study_and_manifest(args, extract_flags=False):
+    from pipeline.config import load_study  # noqa: PLC0415
+    from pipeline.manifest import load_manifest  # noqa: PLC0415
+
+    overrides = _extract_overrides(args) if extract_flags else _common_overrides(args)
+    study = load_study(args.config, overrides)
+    return study, load_manifest(study)
+
+
+def cmd_fuse(args):
+    from pipeline.stages.fuse import run_fuse  # noqa: PLC0415
+
+    study, manifest = _study_and_manifest(args)
+    design = run_fuse(study, manifest, force=args.force)
+    s = design.meta["summary"]
+    print(f"fuse: {s['n_cases']} cases, {s['n_train']} training / {s['n_test']} held out, "
+          f"{s['n_excluded']} excluded; design in {study.run_dir / 'fused'}")
     return 0
 
 
@@ -132,7 +160,7 @@ def cmd_demo(args):
     return run_demo(args, _extract_overrides(args))
 
 
-COMMANDS = {"extract": cmd_extract, "demo": cmd_demo}
+COMMANDS = {"extract": cmd_extract, "fuse": cmd_fuse, "demo": cmd_demo}
 
 
 def main(argv=None):

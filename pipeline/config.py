@@ -66,6 +66,56 @@ TOP = {
 LABEL = {
     "column": _Field("label", _str, "a column name", "the class column"),
     "positive": _Field(None, _opt_str, "a class name or null", "positive class for binary metrics"),
+    "map": _Field({}, lambda v: isinstance(v, dict), "a mapping of label to class",
+                  "merge labels, e.g. {benign: abnormal, malignant: abnormal}"),
+    "drop": _Field([], lambda v: isinstance(v, list), "a list of labels",
+                   "labels whose cases are excluded (counted and listed)"),
+}
+
+
+def _fraction(v):
+    return isinstance(v, float) and 0 < v < 1
+
+
+def _pca(v):
+    return v is None or _pos_int(v) or _fraction(v)
+
+
+def _str_list(v):
+    return isinstance(v, list) and all(_str(x) for x in v)
+
+
+FUSE = {
+    "missing_modality": _Field("impute", lambda v: v in ("impute", "drop"), "'impute' or 'drop'",
+                               "cases lacking a modality: impute per fold (with an indicator) or drop"),
+    "test_size": _Field(0.2, _fraction, "a fraction between 0 and 1", "held-out share of patients"),
+    "n_folds": _Field(5, lambda v: _is_int(v) and v >= 2, "an integer >= 2", "cross-validation folds"),
+    "n_repeats": _Field(1, _pos_int, "a positive integer", "repeated cross-validation"),
+    "group_column": _Field(None, _opt_str, "a column name or null",
+                           "extra grouping kept within one fold (e.g. near-duplicate groups)"),
+}
+ABLATIONS = ("modality", "backbone", "images_only", "clinical_only")
+FIT = {
+    "learners": _Field(["knn", "svm", "rf", "et", "mlp", "lr", "xgb"], _str_list, "a list of learner names",
+                       "base learners compared"),
+    "stack": _Field(True, _bool, "true or false", "add the stacking meta-learner"),
+    "stack_base": _Field(["knn", "svm", "rf", "et", "mlp"], _str_list, "a list of learner names",
+                         "the stack's base learners"),
+    "meta": _Field("lr", lambda v: v in ("lr", "mlp", "xgb"), "'lr', 'mlp' or 'xgb'", "the stack's meta-learner"),
+    "pca_components": _Field(0.95, _pca, "null, a positive integer or a fraction in (0, 1)",
+                             "per-block PCA: components, or variance kept"),
+    "balancing": _Field("smote", lambda v: v in ("smote", "borderline-smote", "adasyn", "class-weight", "none"),
+                        "smote | borderline-smote | adasyn | class-weight | none", "class balancing per fold"),
+    "k_neighbors": _Field(5, _pos_int, "a positive integer", "SMOTE neighbours"),
+    "params": _Field({}, lambda v: isinstance(v, dict), "a mapping of learner to settings",
+                     "learner settings, e.g. {rf: {n_estimators: 500}}"),
+    "meta_params": _Field({}, lambda v: isinstance(v, dict), "a mapping", "meta-learner settings"),
+    "ablations": _Field(list(ABLATIONS), lambda v: isinstance(v, list) and all(a in ABLATIONS for a in v),
+                        f"a list drawn from {', '.join(ABLATIONS)}", "stack refits on subsets of blocks"),
+    "n_jobs": _Field(2, lambda v: _is_int(v) and (v > 0 or v == -1), "a positive integer or -1",
+                     "parallel fits"),
+    "n_boot": _Field(1000, lambda v: _is_int(v) and v >= 100, "an integer >= 100",
+                     "bootstrap resamples for held-out intervals"),
 }
 EXTRACT = {
     "backbones": _Field(list(DEFAULT_BACKBONES), None, "a list", "keras.applications names or 'handcrafted'"),
@@ -85,7 +135,7 @@ BACKBONE_ITEM = {
     "input_size": _Field(None, _opt_size, "null or an integer >= 32"),
 }
 MODALITY = {"path_column", "mask_column", "preprocessing"}
-SECTIONS = {"label": LABEL, "extract": EXTRACT}
+SECTIONS = {"label": LABEL, "extract": EXTRACT, "fuse": FUSE, "fit": FIT}
 ALL_TOP_KEYS = set(TOP) | set(SECTIONS) | {"modalities", "clinical"}
 
 
@@ -130,6 +180,14 @@ class Study:
     @property
     def label_column(self):
         return self.config["label"]["column"]
+
+    @property
+    def fuse(self):
+        return self.config["fuse"]
+
+    @property
+    def fit(self):
+        return self.config["fit"]
 
     @property
     def patient_column(self):

@@ -65,6 +65,8 @@ def _required_columns(study):
         if m.mask_column:
             cols.append(m.mask_column)
     cols += list(study.clinical)
+    if study.config.get("fuse", {}).get("group_column"):
+        cols.append(study.config["fuse"]["group_column"])
     return list(dict.fromkeys(cols))
 
 
@@ -116,11 +118,19 @@ def _check_clinical(frame, study, problems):
         frame[column] = parsed.astype(float)
 
 
+def effective_labels(study, labels):
+    """Labels after the study's `label.map` merges and `label.drop` exclusions ('' = dropped)."""
+    mapping = {str(k): str(v) for k, v in study.config["label"]["map"].items()}
+    dropped = {str(d) for d in study.config["label"]["drop"]}
+    return labels.map(lambda v: "" if v in dropped else mapping.get(v, v))
+
+
 def _check_labels(frame, study, problems):
     labels = frame[study.label_column]
     for i in np.flatnonzero((labels == "").to_numpy()):
         problems.append(f"{_line(i)}, column '{study.label_column}': empty label")
-    classes = sorted(set(labels[labels != ""]))
+    effective = effective_labels(study, labels)
+    classes = sorted(set(effective[effective != ""]))
     if len(classes) < 2:
         found = f"only '{classes[0]}'" if classes else "none"
         problems.append(f"column '{study.label_column}': at least two classes are needed, found {found}")
