@@ -22,9 +22,15 @@ BreastFuse: compare classifiers on frozen-CNN embeddings of breast images plus c
 Stages (each reads the study file and the artifacts of the stages before it):
   extract   embed every image of every modality with every backbone, cached in
             <run>/features/<modality>/<backbone>.h5 (only new or changed images are computed)
+  fuse      join embeddings and the clinical table (one row per case); fix the patient-wise
+            held-out split and CV folds in <run>/fused/
+  fit       every learner and the stack: patient-wise CV, one held-out evaluation, saved models
+            and metrics in <run>/models/
+  predict   new cases through the run's extractors and saved models, to probabilities
   demo      make a small synthetic study and run every stage that exists on it
 
-Later stages (fuse, fit, report, predict) are planned; see README.md.
+A typical run:  run_pipeline.py extract -c study.yaml && run_pipeline.py fuse -c study.yaml &&
+                run_pipeline.py fit -c study.yaml
 """
 
 EXTRACT_HELP = """\
@@ -80,6 +86,25 @@ def build_parser():
                                    "clinical table into one design (one row per case), and record the "
                                    "patient-wise held-out split and CV folds in <run>/fused/. Fits nothing.")
     _add_study_flags(p)
+
+    p = sub.add_parser("fit", help="cross-validate, evaluate on the held-out split and save every learner",
+                       description="For every learner (knn, svm, rf, et, mlp, lr, xgb) and the stack: one "
+                                   "imblearn pipeline (per-block PCA, scaling, clinical encoding, SMOTE, "
+                                   "estimator) fitted inside the training folds only; patient-wise CV, one "
+                                   "held-out evaluation with bootstrap intervals, then the model fitted on the "
+                                   "whole training split is saved in <run>/models/.")
+    _add_study_flags(p)
+    p.add_argument("--n-jobs", type=int, help="parallel fits (default 2)")
+
+    p = sub.add_parser("predict", help="probabilities for new cases from a fitted run",
+                       description="Embed the new manifest's images with the run's own backbones, weights "
+                                   "and preprocessing (reusing cached embeddings), apply a saved model, and "
+                                   "write per-class probabilities, the predicted label and which modalities "
+                                   "each case had. No label column is needed.")
+    p.add_argument("--run", required=True, type=Path, help="the run folder (holding models/)")
+    p.add_argument("--manifest", required=True, type=Path, help="manifest CSV of the new cases")
+    p.add_argument("--out", required=True, type=Path, help="predictions CSV to write")
+    p.add_argument("--model", default="stack", help="saved model to use (default: stack)")
 
     p = sub.add_parser("demo", help="make the synthetic demo study and run the stages on it",
                        description=textwrap.dedent("""\
@@ -152,6 +177,44 @@ def cmd_fuse(args):
     return 0
 
 
+def cmd_fit(args):
+    from pipeline.design_store import read_design  # noqa: PLC0415
+    from pipeline.stages.fit import run_fit  # noqa: PLC0415
+
+    from pipeline.config import load_study  # noqa: PLC0415
+
+    overrides = _common_overrides(args)
+    if args.n_jobs is not None:
+        overrides.append((["fit", "n_jobs"], args.n_jobs))
+    study = load_study(args.config, overrides)
+    metrics = run_fit(study, read_design(study.run_dir), force=args.force,
+                      show_progress=not args.no_progress)
+    print(format_metrics_table(metrics))
+    print(f"fit: models and metrics in {study.run_dir / 'models'}")
+    return 0
+
+
+def format_metrics_table(metrics):
+    """A short text table of the main learners (the report has everything)."""
+    lines = [f"{'learner':<10}{'CV AUC':>16}{'held-out AUC':>14}{'95% CI':>17}{'bal. acc':>10}"]
+    for name, rec in metrics["learners"].items():
+        if rec.get("ablation"):
+            continue
+        cv, ho = rec["cv"]["roc_auc"], rec["holdout"]
+        low, high = rec["holdout_ci"]["roc_auc"]
+        lines.append(f"{name:<10}{cv['mean']:>10.3f} ± {cv['sd']:.3f}{ho['roc_auc']:>14.3f}"
+                     f"{f'[{low:.3f}, {high:.3f}]':>17}{ho['balanced_accuracy']:>10.3f}")
+    return "\n".join(lines)
+
+
+def cmd_predict(args):
+    from pipeline.stages.predict import run_predict  # noqa: PLC0415
+
+    out = run_predict(args.run, args.manifest, args.out, model=args.model, show_progress=not args.no_progress)
+    print(f"predict: {len(out)} case(s) with model '{args.model}' -> {args.out}")
+    return 0
+
+
 def cmd_demo(args):
     from pipeline.demo import run_demo  # noqa: PLC0415
 
@@ -160,7 +223,8 @@ def cmd_demo(args):
     return run_demo(args, _extract_overrides(args))
 
 
-COMMANDS = {"extract": cmd_extract, "fuse": cmd_fuse, "demo": cmd_demo}
+COMMANDS = {"extract": cmd_extract, "fuse": cmd_fuse, "fit": cmd_fit, "predict": cmd_predict,
+            "demo": cmd_demo}
 
 
 def main(argv=None):

@@ -58,14 +58,14 @@ def _read_csv(path):
     return frame.apply(lambda s: s.str.strip())
 
 
-def _required_columns(study):
-    cols = [CASE_ID, study.label_column]
+def _required_columns(study, labelled=True):
+    cols = [CASE_ID] + ([study.label_column] if labelled else [])
     for m in study.modalities.values():
         cols.append(m.path_column)
         if m.mask_column:
             cols.append(m.mask_column)
     cols += list(study.clinical)
-    if study.config.get("fuse", {}).get("group_column"):
+    if labelled and study.config.get("fuse", {}).get("group_column"):
         cols.append(study.config["fuse"]["group_column"])
     return list(dict.fromkeys(cols))
 
@@ -140,11 +140,14 @@ def _check_labels(frame, study, problems):
                         f"{', '.join(repr(c) for c in classes)}")
 
 
-def load_manifest(study, check_files=True):
-    """Read and check the study's manifest; raise ManifestError listing every problem."""
+def load_manifest(study, check_files=True, labelled=True):
+    """Read and check the study's manifest; raise ManifestError listing every problem.
+
+    ``labelled=False`` is for `predict`: new cases need no label column.
+    """
     path = Path(study.manifest_path)
     frame = _read_csv(path)
-    missing = [c for c in _required_columns(study) if c not in frame.columns]
+    missing = [c for c in _required_columns(study, labelled) if c not in frame.columns]
     if missing:
         raise ManifestError(
             f"Manifest {path} lacks required column(s): {', '.join(missing)}",
@@ -158,7 +161,8 @@ def load_manifest(study, check_files=True):
     manifest = Manifest(frame=frame, path=path.resolve())
     problems = []
     _check_ids(frame, problems)
-    _check_labels(frame, study, problems)
+    if labelled:
+        _check_labels(frame, study, problems)
     _check_clinical(frame, study, problems)
     if check_files:
         _check_files(manifest, study, problems)

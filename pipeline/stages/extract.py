@@ -148,7 +148,7 @@ def _write(study, target, rows, partial=False):
     return path
 
 
-def _plan(study, manifest, force):
+def _plan(study, manifest, force, cache_dirs=()):
     """Resolve weights, hash inputs, load caches; return targets and rows per modality."""
     ex = study.extract
     choices = {}
@@ -167,7 +167,7 @@ def _plan(study, manifest, force):
         for name, (choice, fallback, size) in choices.items():
             t = Target(modality, name, choice, size, fallback)
             _set_keys(t, rows, shas, ex["flip_tta"])
-            _load_cache(study, t, rows, force)
+            _load_cache(study, t, rows, force, cache_dirs)
             targets.append(t)
     return targets, rows_by_modality
 
@@ -178,7 +178,7 @@ def _set_keys(target, rows, shas, flip_tta):
     target.shas = shas
 
 
-def _load_cache(study, target, rows, force):
+def _load_cache(study, target, rows, force, cache_dirs=()):
     target.done = {}
     if force:
         return
@@ -186,8 +186,9 @@ def _load_cache(study, target, rows, force):
     if final is not None and final.attrs.get("fingerprint") == _fingerprint(target, [r[0] for r in rows]):
         target.skipped = True
     partial = read_table(artifacts.partial_features_file(study.run_dir, target.modality.name, target.name))
+    others = [read_table(artifacts.features_file(d, target.modality.name, target.name)) for d in cache_dirs]
     wanted = set(target.keys)
-    for table in (final, partial):
+    for table in (final, partial, *others):
         if table is None:
             continue
         reused = {k: v for k, v in table.by_key().items() if k in wanted}
@@ -240,10 +241,13 @@ def _spec_without_build(target):
             "weights_identity": target.choice.identity, "input_size": target.input_size}
 
 
-def run_extract(study, manifest, force=False, show_progress=True):
-    """Embed what is missing, save every (modality, backbone) file; raise on unreadable images."""
+def run_extract(study, manifest, force=False, show_progress=True, cache_dirs=()):
+    """Embed what is missing, save every (modality, backbone) file; raise on unreadable images.
+
+    ``cache_dirs`` are other runs whose embeddings may be reused (predict reuses its training run's).
+    """
     ex = study.extract
-    targets, rows_by_modality = _plan(study, manifest, force)
+    targets, rows_by_modality = _plan(study, manifest, force, cache_dirs)
     embedders = _build(study, targets, rows_by_modality)
     report = ExtractReport()
     checkpoint = _Checkpointer(study, ex["checkpoint_seconds"])

@@ -12,6 +12,7 @@ import json
 import logging
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
@@ -115,6 +116,12 @@ def pca_diagnostics(frame, layout, is_test):
     return out
 
 
+def _single_threaded(fn, *args):
+    """Threaded OpenBLAS measured up to 100x slower for these small SVDs on a busy machine."""
+    with threadpool_limits(limits=1):
+        return fn(*args)
+
+
 def _fingerprint(study, manifest, tables):
     return hash_json({"stage": "fuse", "version": STAGE_VERSION,
                       "manifest": hash_files([manifest.path])[str(manifest.path)],
@@ -164,7 +171,7 @@ def run_fuse(study, manifest, force=False):
             "label_column": study.label_column, "label_map": study.config["label"]["map"],
             "excluded": [{"case_id": c, "reason": r} for c, r in excluded],
             "summary": _summary(design_frame, y, classes, study, is_test, folds, excluded),
-            "pca_diagnostics": pca_diagnostics(design_frame, layout, is_test),
+            "pca_diagnostics": _single_threaded(pca_diagnostics, design_frame, layout, is_test),
             "blocks": {block_name(m, b): {"modality": m, "backbone": b,
                                           "weights": t.attrs.get("weights"),
                                           "weights_fallback": bool(t.attrs.get("weights_fallback")),
