@@ -94,7 +94,7 @@ def _svm(params, random_state, balanced):
 
 def _forest(cls, name):
     def make(params, random_state, balanced):
-        defaults = {"n_estimators": 300, "n_jobs": 1, "random_state": random_state,
+        defaults = {"n_estimators": 200, "n_jobs": 1, "random_state": random_state,
                     "class_weight": "balanced" if balanced else None}
         return _build(cls, name, defaults, params)
     return make
@@ -145,8 +145,12 @@ def make_estimator(name, params=None, random_state=None, balanced=False):
 
 
 def make_pipeline(learner, layout, params=None, balancing="smote", pca_components=0.95,
-                  random_state=None, k_neighbors=5) -> Pipeline:
-    """fuse → balance → onehot → model, for one learner; fitted per fold as a whole."""
+                  random_state=None, k_neighbors=5, memory=None) -> Pipeline:
+    """fuse → balance → onehot → model, for one learner; fitted per fold as a whole.
+
+    ``memory`` (a folder) caches the fitted fusion step by its inputs: learners and the stack's
+    base pipelines fitted on the same rows then share one PCA fit instead of redoing it.
+    """
     if balancing not in BALANCING:
         raise ModelsError(f"unknown balancing '{balancing}'; choose one of {list(BALANCING)}")
     layout = FeatureLayout.coerce(layout)
@@ -158,12 +162,12 @@ def make_pipeline(learner, layout, params=None, balancing="smote", pca_component
         ("balance", sampler if sampler is not None else "passthrough"),
         ("onehot", CategoricalOneHot(n_cat)),
         ("model", make_estimator(learner, params, random_state, balancing == "class-weight")),
-    ])
+    ], memory=memory)
 
 
 def make_stack(base_names, layout, meta="lr", params=None, meta_params=None, balancing="smote",
                pca_components=0.95, random_state=None, k_neighbors=5, n_splits=5,
-               n_jobs=None) -> StackedPipelines:
+               n_jobs=None, memory=None) -> StackedPipelines:
     """A stack of full base pipelines with a meta-learner on their out-of-fold probabilities.
 
     ``params`` maps a base learner name to its overrides. The meta-learner is class-balanced
@@ -175,8 +179,17 @@ def make_stack(base_names, layout, meta="lr", params=None, meta_params=None, bal
         raise ModelsError("a stack needs at least one base learner")
     params = params or {}
     bases = [(name, make_pipeline(name, layout, params.get(name), balancing, pca_components,
-                                  random_state, k_neighbors)) for name in base_names]
+                                  random_state, k_neighbors, memory)) for name in base_names]
     final = make_estimator(meta, {**META_DEFAULTS[meta], **(meta_params or {})}, random_state,
                            balanced=balancing != "none")
     return StackedPipelines(bases, final, n_splits=n_splits, random_state=random_state,
                             n_jobs=n_jobs)
+
+
+def without_cache(estimator):
+    """Drop the fusion cache folder from a fitted pipeline or stack before it is saved."""
+    if isinstance(estimator, Pipeline):
+        estimator.memory = None
+    for child in list(getattr(estimator, "estimators_", [])) + [e for _, e in getattr(estimator, "estimators", [])]:
+        without_cache(child)
+    return estimator

@@ -102,7 +102,7 @@ FIT = {
     "stack_base": _Field(["knn", "svm", "rf", "et", "mlp"], _str_list, "a list of learner names",
                          "the stack's base learners"),
     "meta": _Field("lr", lambda v: v in ("lr", "mlp", "xgb"), "'lr', 'mlp' or 'xgb'", "the stack's meta-learner"),
-    "pca_components": _Field(0.95, _pca, "null, a positive integer or a fraction in (0, 1)",
+    "pca_components": _Field(64, _pca, "null, a positive integer or a fraction in (0, 1)",
                              "per-block PCA: components, or variance kept"),
     "balancing": _Field("smote", lambda v: v in ("smote", "borderline-smote", "adasyn", "class-weight", "none"),
                         "smote | borderline-smote | adasyn | class-weight | none", "class balancing per fold"),

@@ -80,6 +80,8 @@ def _rows(manifest, modality):
 
 
 def _key(image_sha, mask_sha, modality, target, flip_tta):
+    if not (modality.preprocess.roi_crop or target.name == HANDCRAFTED):
+        mask_sha = None  # the mask changes nothing else: don't recompute CNNs when only masks change
     return hash_json({"image": image_sha, "mask": mask_sha, "preprocess": modality.preprocess.to_dict(),
                       "flip_tta": flip_tta, "extractor": target.name, "input_size": target.input_size,
                       "weights": target.choice.identity})

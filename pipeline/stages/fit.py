@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 
 import joblib
@@ -21,7 +22,7 @@ import pandas as pd
 
 from models.errors import ModelsError
 from models.evaluate import cross_validate_learner, evaluate_holdout
-from models.learners import LEARNERS, make_pipeline, make_stack
+from models.learners import LEARNERS, make_pipeline, make_stack, without_cache
 from pipeline import __version__, artifacts
 from pipeline.design_store import write_json
 from pipeline.errors import ConfigError
@@ -40,10 +41,10 @@ def check_learners(fit):
                           hint=f"Choose from {', '.join(LEARNERS)}.")
 
 
-def build_estimator(name, layout, fit, seed):
+def build_estimator(name, layout, fit, seed, memory=None):
     """One unfitted pipeline (or stack) for a learner name, from the study's fit settings."""
     common = {"balancing": fit["balancing"], "pca_components": fit["pca_components"],
-              "random_state": seed, "k_neighbors": fit["k_neighbors"]}
+              "random_state": seed, "k_neighbors": fit["k_neighbors"], "memory": memory}
     if name == STACK:
         return make_stack(fit["stack_base"], layout, meta=fit["meta"], params=fit["params"],
                           meta_params=fit["meta_params"], **common)
@@ -112,7 +113,7 @@ def _prediction_rows(name, ids, y, proba, classes, extra):
 def _save_model(study, name, hold, design, layout, fingerprint):
     path = artifacts.model_file(study.run_dir, name)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    joblib.dump(hold.estimator, tmp)
+    joblib.dump(without_cache(hold.estimator), tmp)
     os.replace(tmp, path)
     write_json(path.with_suffix(".json"), {
         "learner": name, "classes": list(hold.classes), "positive": design.meta["positive"],
@@ -127,11 +128,16 @@ def run_fit(study, design, force=False, show_progress=True):
     Parallelism comes from joblib over folds; BLAS stays single-threaded, because threaded OpenBLAS
     next to busy workers measured 100x slower here (a 76 x 2048 SVD: 1 s instead of 10 ms).
     """
-    with threadpool_limits(limits=1):
-        return _run_fit(study, design, force, show_progress)
+    cache = artifacts.models_dir(study.run_dir) / ".fusion-cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    try:
+        with threadpool_limits(limits=1):
+            return _run_fit(study, design, force, show_progress, str(cache))
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
 
 
-def _run_fit(study, design, force, show_progress):
+def _run_fit(study, design, force, show_progress, cache):
     fit = study.fit
     check_learners(fit)
     fingerprint = _fingerprint(study, design)
@@ -155,7 +161,7 @@ def _run_fit(study, design, force, show_progress):
             cols = _columns(lay)
             X = design.frame[cols]
             data = (X[train], design.y[train], design.groups[train], design.train_folds(), X[test], design.y[test])
-            estimator = build_estimator(label if is_main else STACK, lay, fit, seed)
+            estimator = build_estimator(label if is_main else STACK, lay, fit, seed, memory=cache)
             try:
                 record, cv, hold = _evaluate(label, estimator, data, fit, seed, positive)
             except ModelsError as exc:
