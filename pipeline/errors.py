@@ -1,6 +1,7 @@
 """The family of errors a user can fix; the CLI prints them as one message and exits 2."""
 
 from features.errors import FeaturesError
+from models.errors import ModelsError
 
 
 class UserError(Exception):
@@ -36,4 +37,4 @@ class StageInputError(UserError):
 
 
 #: Everything the CLI reports without a traceback.
-USER_ERRORS = (UserError, FeaturesError)
+USER_ERRORS = (UserError, FeaturesError, ModelsError)

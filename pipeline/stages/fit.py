@@ -35,7 +35,8 @@ STACK = "stack"
 
 
 def check_learners(fit):
-    bad = [n for n in fit["learners"] + (fit["stack_base"] if fit["stack"] else []) if n not in LEARNERS]
+    bad = [n for n in fit["learners"] + (fit["stack_base"] if fit["stack"] else []) + list(fit["params"])
+           if n not in LEARNERS]
     if bad:
         raise ConfigError(f"Unknown learner(s) in fit: {', '.join(sorted(set(bad)))}",
                           hint=f"Choose from {', '.join(LEARNERS)}.")

@@ -57,3 +57,25 @@ def test_flags_override_the_study_file(tmp_path):
 def test_unknown_command_is_an_argparse_error():
     out = _run("fuse-everything")
     assert out.returncode == 2 and "invalid choice" in out.stderr
+
+
+def test_fit_before_fuse_says_which_stage_to_run(tmp_path):
+    study = make_study(tmp_path, n=3)
+    out = _run("fit", "-c", str(study))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "No fused design" in out.stderr and "run_pipeline.py fuse" in out.stderr
+
+
+def test_unknown_learner_is_a_config_error(tmp_path):
+    from pipeline.config import load_study
+    from pipeline.errors import ConfigError
+    from pipeline.stages.fit import check_learners
+
+    study = load_study(make_study(tmp_path, n=2, extra={"fit": {"learners": ["rf", "randomforest"],
+                                                                "params": {"svn": {}}}}))
+    try:
+        check_learners(study.fit)
+    except ConfigError as exc:
+        assert "randomforest" in str(exc) and "svn" in str(exc) and "knn" in str(exc)
+    else:
+        raise AssertionError("no error for unknown learners")
