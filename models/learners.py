@@ -190,6 +190,9 @@ def without_cache(estimator):
     """Drop the fusion cache folder from a fitted pipeline or stack before it is saved."""
     if isinstance(estimator, Pipeline):
         estimator.memory = None
-    for child in list(getattr(estimator, "estimators_", [])) + [e for _, e in getattr(estimator, "estimators", [])]:
-        without_cache(child)
+    children = list(getattr(estimator, "estimators_", [])) + [e for _, e in getattr(estimator, "estimators", [])]
+    children += [getattr(estimator, a) for a in ("best_estimator_", "estimator") if hasattr(estimator, a)]
+    for child in children:
+        if isinstance(child, BaseEstimator):
+            without_cache(child)
     return estimator

@@ -23,6 +23,7 @@ import pandas as pd
 from models.errors import ModelsError
 from models.evaluate import cross_validate_learner, evaluate_holdout
 from models.learners import LEARNERS, make_pipeline, make_stack, without_cache
+from models.tuning import TunedEstimator
 from pipeline import __version__, artifacts
 from pipeline.design_store import write_json
 from pipeline.errors import ConfigError
@@ -36,7 +37,7 @@ STACK = "stack"
 
 def check_learners(fit):
     bad = [n for n in fit["learners"] + (fit["stack_base"] if fit["stack"] else []) + list(fit["params"])
-           if n not in LEARNERS]
+           + list(fit["tune"]) if n not in LEARNERS]
     if bad:
         raise ConfigError(f"Unknown learner(s) in fit: {', '.join(sorted(set(bad)))}",
                           hint=f"Choose from {', '.join(LEARNERS)}.")
@@ -49,7 +50,11 @@ def build_estimator(name, layout, fit, seed, memory=None):
     if name == STACK:
         return make_stack(fit["stack_base"], layout, meta=fit["meta"], params=fit["params"],
                           meta_params=fit["meta_params"], **common)
-    return make_pipeline(name, layout, fit["params"].get(name), **common)
+    pipeline = make_pipeline(name, layout, fit["params"].get(name), **common)
+    if name in fit["tune"]:
+        grid = {(k if "__" in k else f"model__{k}"): v for k, v in fit["tune"][name].items()}
+        return TunedEstimator(pipeline, grid, n_iter=fit["tune_iter"], random_state=seed)
+    return pipeline
 
 
 def sub_layout(layout, blocks, clinical):

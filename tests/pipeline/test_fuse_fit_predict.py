@@ -117,3 +117,17 @@ def test_predict_manifest_missing_a_modality_column_is_a_clear_error(fitted, tmp
     pd.DataFrame({"case_id": ["x"], "age": ["50"], "history": ["no"]}).to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(ManifestError, match="does not match the run: missing column.*ultrasound_path"):
         run_predict(study.run_dir, tmp_path / "bad.csv", tmp_path / "pred.csv", show_progress=False)
+
+
+def test_tuning_is_nested_in_the_training_folds_and_recorded(fitted):
+    _, path, _, design, _ = fitted
+    study = _study(path, "label.drop=[unsure]", "fit.learners=[rf]", "fit.stack=false",
+                   "fit.tune={rf: {max_depth: [2, 4, null]}}", "fit.tune_iter=2", "output=tuned")
+    metrics = run_fit(study, design, show_progress=False)
+    notes = metrics["learners"]["rf"]["notes"]
+    assert any(n.startswith("tuned: {'model__max_depth'") for n in notes)
+    import joblib
+
+    model = joblib.load(study.run_dir / "models" / "rf.joblib")
+    assert len(model.search_.cv_results_["params"]) == 2
+    assert model.best_estimator_.memory is None
