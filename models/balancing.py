@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from imblearn.over_sampling import ADASYN, SMOTE, SMOTENC, BorderlineSMOTE
+from imblearn.over_sampling import ADASYN, SMOTE, SMOTEN, SMOTENC, BorderlineSMOTE
 from sklearn.base import BaseEstimator
 from sklearn.neighbors import NearestNeighbors
 
@@ -90,6 +90,11 @@ class FoldSafeOversampler(BaseEstimator):
 
     def _resample(self, X, y, k):
         cat = self.categorical_indices_
+        if cat.size == X.shape[1]:
+            # only categorical columns (e.g. a clinical-only ablation): SMOTEN, the nominal SMOTE
+            self._note(f"{self.method}: all columns are categorical; SMOTEN used", logging.INFO)
+            self.sampler_ = SMOTEN(k_neighbors=k, random_state=self.random_state)
+            return self.sampler_.fit_resample(X, y)
         if self.method == "smote":
             if cat.size:
                 sampler = SMOTENC(categorical_features=cat.tolist(), k_neighbors=k,

@@ -82,3 +82,14 @@ def test_adasyn_falls_back_to_smote_when_no_minority_row_borders_the_majority():
     _, yr = sampler.fit_resample(X, y)
     assert np.bincount(yr).tolist() == [30, 30]
     assert "used SMOTE instead" in sampler.notes_[-1]
+
+
+def test_only_categorical_columns_use_smoten_with_real_categories():
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 3, size=(40, 2)).astype(float)
+    y = np.array(["a"] * 30 + ["b"] * 10)
+    sampler = FoldSafeOversampler("smote", categorical_indices=[0, 1], random_state=0)
+    Xr, yr = sampler.fit_resample(X, y)
+    assert (yr == "b").sum() == 30
+    assert set(np.unique(Xr)) <= {0.0, 1.0, 2.0}
+    assert "SMOTEN" in sampler.notes_[-1]
