@@ -26,11 +26,12 @@ Stages (each reads the study file and the artifacts of the stages before it):
             held-out split and CV folds in <run>/fused/
   fit       every learner and the stack: patient-wise CV, one held-out evaluation, saved models
             and metrics in <run>/models/
+  report    one self-contained HTML page comparing the classifiers (<run>/reports/report.html)
   predict   new cases through the run's extractors and saved models, to probabilities
   demo      make a small synthetic study and run every stage that exists on it
 
 A typical run:  run_pipeline.py extract -c study.yaml && run_pipeline.py fuse -c study.yaml &&
-                run_pipeline.py fit -c study.yaml
+                run_pipeline.py fit -c study.yaml && run_pipeline.py report -c study.yaml
 """
 
 EXTRACT_HELP = """\
@@ -95,6 +96,16 @@ def build_parser():
                                    "whole training split is saved in <run>/models/.")
     _add_study_flags(p)
     p.add_argument("--n-jobs", type=int, help="parallel fits (default 2)")
+
+    p = sub.add_parser("report", help="one self-contained HTML page comparing the classifiers",
+                       description="Write <run>/reports/report.html (opens offline in any browser) and a CSV "
+                                   "of every table beside it: study summary and warnings, the classifier "
+                                   "comparison, curves, significance tests, ablations, PCA diagnostics, "
+                                   "grouped SHAP attributions of the stack, provenance. Nothing is refitted.")
+    _add_study_flags(p)
+    p.add_argument("--hide-case-ids", action="store_true", default=None,
+                   help="show cases as 'case 1..n' (also report.hide_case_ids in the study file)")
+    p.add_argument("--no-shap", action="store_true", help="skip the SHAP section (faster)")
 
     p = sub.add_parser("predict", help="probabilities for new cases from a fitted run",
                        description="Embed the new manifest's images with the run's own backbones, weights "
@@ -207,6 +218,16 @@ def format_metrics_table(metrics):
     return "\n".join(lines)
 
 
+def cmd_report(args):
+    from pipeline.config import load_study  # noqa: PLC0415
+    from pipeline.stages.report import run_report  # noqa: PLC0415
+
+    study = load_study(args.config, _common_overrides(args))
+    path = run_report(study, hide_case_ids=args.hide_case_ids, shap=not args.no_shap)
+    print(f"report: {path}")
+    return 0
+
+
 def cmd_predict(args):
     from pipeline.stages.predict import run_predict  # noqa: PLC0415
 
@@ -223,7 +244,8 @@ def cmd_demo(args):
     return run_demo(args, _extract_overrides(args))
 
 
-COMMANDS = {"extract": cmd_extract, "fuse": cmd_fuse, "fit": cmd_fit, "predict": cmd_predict,
+COMMANDS = {"extract": cmd_extract, "fuse": cmd_fuse, "fit": cmd_fit, "report": cmd_report,
+            "predict": cmd_predict,
             "demo": cmd_demo}
 
 

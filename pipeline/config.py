@@ -139,7 +139,10 @@ BACKBONE_ITEM = {
     "input_size": _Field(None, _opt_size, "null or an integer >= 32"),
 }
 MODALITY = {"path_column", "mask_column", "preprocessing"}
-SECTIONS = {"label": LABEL, "extract": EXTRACT, "fuse": FUSE, "fit": FIT}
+REPORT = {
+    "hide_case_ids": _Field(False, _bool, "true or false", "show cases as 'case 1..n' instead of their ids"),
+}
+SECTIONS = {"label": LABEL, "extract": EXTRACT, "fuse": FUSE, "fit": FIT, "report": REPORT}
 ALL_TOP_KEYS = set(TOP) | set(SECTIONS) | {"modalities", "clinical"}
 
 

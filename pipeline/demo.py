@@ -46,6 +46,7 @@ def run_demo(args, overrides):
     from pipeline.stages.extract import run_extract  # noqa: PLC0415
     from pipeline.stages.fit import run_fit  # noqa: PLC0415
     from pipeline.stages.fuse import run_fuse  # noqa: PLC0415
+    from pipeline.stages.report import run_report  # noqa: PLC0415
 
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -59,14 +60,16 @@ def run_demo(args, overrides):
     report = run_extract(study, manifest, force=args.force, show_progress=progress)
     design = run_fuse(study, manifest, force=args.force)
     metrics = run_fit(study, design, force=args.force, show_progress=progress)
+    page = run_report(study)
     print(f"demo: synthetic study in {out / 'data'} (NOT real patients)")
     print(f"demo: extract wrote {len(report.files)} embedding file(s) under {out / 'features'}")
     print(f"demo: fuse: {design.meta['summary']['n_train']} training / {design.meta['summary']['n_test']} "
           f"held-out cases; fit: models and metrics in {out / 'models'}")
     print(format_metrics_table(metrics))
+    print(f"demo: report: open {page} in a browser")
     if report.fallback:
         print("demo: WARNING: ImageNet weights were not available; these embeddings come from SEEDED "
               "RANDOM weights (" + ", ".join(sorted({f.split('/')[1] for f in report.fallback})) + "). "
               "Put the Keras weight files in ~/.keras/models or pass --weights to use real ones.")
-    print(f"demo: re-run a stage with: python run_pipeline.py {{extract,fuse,fit}} --config {study_file}")
+    print(f"demo: re-run a stage with: python run_pipeline.py {{extract,fuse,fit,report}} --config {study_file}")
     return 0

@@ -1,0 +1,45 @@
+"""Renders the report's plain data into one self-contained HTML page (autoescaped Jinja2).
+
+SVG charts are built in ``plots`` with every label escaped, and are the only strings marked safe.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+SECTIONS = ("Study summary", "Classifier comparison", "Curves", "Significance", "Ablations",
+            "Embeddings", "SHAP attributions", "Provenance")
+
+
+def _fmt(value, digits=3):
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _pvalue(value):
+    if value is None:
+        return "–"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _environment():
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True, undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["fmt"] = _fmt
+    env.filters["pvalue"] = _pvalue
+    env.filters["svg"] = lambda s: Markup(s) if s else ""
+    env.filters["pretty"] = lambda obj: json.dumps(obj, indent=2, sort_keys=True, default=str)
+    return env
+
+
+def render_report(page):
+    """page: {"title", "summary", "comparison", "curves", "significance", "ablation", "embeddings",
+    "shap", "provenance", "generated"} as built by ``reports.sections``; returns the HTML text."""
+    return _environment().get_template("report.html.j2").render(sections=SECTIONS, **page)

@@ -1,0 +1,159 @@
+"""Inline SVG charts written by hand (no plotting library, no scripts): strings in, SVG out.
+
+Every label passes through ``html.escape`` here, because the SVG is inserted into the page as-is.
+"""
+from __future__ import annotations
+
+from html import escape
+
+import numpy as np
+
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+           "#7f7f7f", "#bcbd22", "#17becf"]
+W, H = 470, 320
+LEFT, RIGHT, TOP, BOTTOM = 50, 180, 24, 42
+
+
+def _colour(i):
+    return PALETTE[i % len(PALETTE)]
+
+
+def _frame(title, xlabel, ylabel, width=W, height=H):
+    pw, ph = width - LEFT - RIGHT, height - TOP - BOTTOM
+    parts = [f'<svg width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" role="img" font-family="sans-serif" font-size="11">',
+             f'<title>{escape(title)}</title>',
+             f'<text x="{LEFT + pw / 2}" y="14" text-anchor="middle" font-weight="bold">{escape(title)}</text>',
+             f'<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>',
+             f'<text x="{LEFT + pw / 2}" y="{height - 6}" text-anchor="middle">{escape(xlabel)}</text>',
+             f'<text transform="translate(12,{TOP + ph / 2}) rotate(-90)" text-anchor="middle">'
+             f'{escape(ylabel)}</text>']
+    return parts, pw, ph
+
+
+def _ticks(parts, pw, ph, x_range, y_range, height=H):
+    for t in np.linspace(0, 1, 6):
+        x = LEFT + t * pw
+        y = TOP + ph - t * ph
+        xv = x_range[0] + t * (x_range[1] - x_range[0])
+        yv = y_range[0] + t * (y_range[1] - y_range[0])
+        parts.append(f'<line x1="{x:.1f}" y1="{TOP + ph}" x2="{x:.1f}" y2="{TOP + ph + 4}" stroke="#999"/>')
+        parts.append(f'<text x="{x:.1f}" y="{TOP + ph + 15}" text-anchor="middle">{xv:.3g}</text>')
+        parts.append(f'<line x1="{LEFT - 4}" y1="{y:.1f}" x2="{LEFT}" y2="{y:.1f}" stroke="#999"/>')
+        parts.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{yv:.3g}</text>')
+
+
+def _legend(parts, names, width):
+    for i, name in enumerate(names):
+        y = TOP + 8 + i * 15
+        parts.append(f'<line x1="{width - RIGHT + 8}" y1="{y}" x2="{width - RIGHT + 24}" y2="{y}" '
+                     f'stroke="{_colour(i)}" stroke-width="2"/>')
+        parts.append(f'<text x="{width - RIGHT + 28}" y="{y + 4}">{escape(str(name)[:26])}</text>')
+
+
+def line_chart(series, title, xlabel, ylabel, diagonal=False, x_range=(0, 1), y_range=(0, 1), step=False):
+    """Overlaid curves. series: [{"name", "x", "y"}]. ``diagonal`` draws the chance line."""
+    parts, pw, ph = _frame(title, xlabel, ylabel)
+    _ticks(parts, pw, ph, x_range, y_range)
+
+    def px(v):
+        return LEFT + (v - x_range[0]) / ((x_range[1] - x_range[0]) or 1) * pw
+
+    def py(v):
+        return TOP + ph - (v - y_range[0]) / ((y_range[1] - y_range[0]) or 1) * ph
+
+    if diagonal:
+        parts.append(f'<line x1="{px(x_range[0]):.1f}" y1="{py(y_range[0]):.1f}" x2="{px(x_range[1]):.1f}" '
+                     f'y2="{py(y_range[1]):.1f}" stroke="#bbb" stroke-dasharray="4 3"/>')
+    for i, s in enumerate(series):
+        xs, ys = list(s["x"]), list(s["y"])
+        if step:    # precision-recall is a step function
+            sx, sy = [], []
+            for j, (a, b) in enumerate(zip(xs, ys)):
+                if j:
+                    sx.append(a)
+                    sy.append(sy[-1])
+                sx.append(a)
+                sy.append(b)
+            xs, ys = sx, sy
+        points = " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in zip(xs, ys) if np.isfinite(a) and np.isfinite(b))
+        parts.append(f'<polyline fill="none" stroke="{_colour(i)}" stroke-width="1.6" points="{points}">'
+                     f'<title>{escape(str(s["name"]))}</title></polyline>')
+        if s.get("markers"):
+            parts += [f'<circle cx="{px(a):.1f}" cy="{py(b):.1f}" r="2.5" fill="{_colour(i)}"/>'
+                      for a, b in zip(s["x"], s["y"])]
+    _legend(parts, [s["name"] for s in series], W)
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def bar_chart(labels, values, title, ylabel, lows=None, highs=None, horizontal=False):
+    """Bars with optional interval whiskers; horizontal bars suit long labels (SHAP groups)."""
+    values = [float(v) if v is not None and np.isfinite(v) else 0.0 for v in values]
+    top = max([*values, *(h for h in (highs or []) if h is not None and np.isfinite(h)), 1e-12])
+    if horizontal:
+        width, row = 560, 20
+        height = TOP + BOTTOM + row * len(labels)
+        left, pw = 200, 560 - 200 - 70
+        parts = [f'<svg width="{width}" height="{height}" '
+                 f'viewBox="0 0 {width} {height}" role="img" font-family="sans-serif" font-size="11">',
+                 f'<title>{escape(title)}</title>',
+                 f'<text x="{width / 2}" y="14" text-anchor="middle" font-weight="bold">{escape(title)}</text>',
+                 f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle">{escape(ylabel)}</text>']
+        for i, (label, v) in enumerate(zip(labels, values)):
+            y = TOP + i * row
+            parts.append(f'<text x="{left - 6}" y="{y + row * 0.65:.1f}" text-anchor="end">{escape(str(label)[:32])}</text>')
+            parts.append(f'<rect x="{left}" y="{y + 3}" width="{v / top * pw:.1f}" height="{row - 6}" '
+                         f'fill="{_colour(0)}"><title>{escape(str(label))}: {v:.4g}</title></rect>')
+            parts.append(f'<text x="{left + v / top * pw + 4:.1f}" y="{y + row * 0.65:.1f}">{v:.3g}</text>')
+        parts.append("</svg>")
+        return "".join(parts)
+    width = max(W, LEFT + 30 + 46 * len(labels))
+    parts, pw, ph = _frame(title, "", ylabel, width=width + RIGHT - 30, height=H + 60)
+    ph = H + 60 - TOP - BOTTOM - 60
+    parts[3] = f'<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>'
+    for t in np.linspace(0, 1, 6):
+        y = TOP + ph - t * ph
+        parts.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{t * top:.3g}</text>')
+    slot = pw / max(1, len(labels))
+    for i, (label, v) in enumerate(zip(labels, values)):
+        x = LEFT + i * slot + slot * 0.15
+        h = v / top * ph
+        parts.append(f'<rect x="{x:.1f}" y="{TOP + ph - h:.1f}" width="{slot * 0.7:.1f}" height="{h:.1f}" '
+                     f'fill="{_colour(i)}"><title>{escape(str(label))}: {v:.4g}</title></rect>')
+        if lows is not None and lows[i] is not None and highs[i] is not None:
+            cx = x + slot * 0.35
+            y1, y2 = TOP + ph - lows[i] / top * ph, TOP + ph - highs[i] / top * ph
+            parts.append(f'<line x1="{cx:.1f}" y1="{y1:.1f}" x2="{cx:.1f}" y2="{y2:.1f}" stroke="#000"/>')
+            for yy in (y1, y2):
+                parts.append(f'<line x1="{cx - 4:.1f}" y1="{yy:.1f}" x2="{cx + 4:.1f}" y2="{yy:.1f}" stroke="#000"/>')
+        parts.append(f'<text transform="translate({x + slot * 0.35:.1f},{TOP + ph + 10}) rotate(35)" '
+                     f'font-size="10">{escape(str(label)[:28])}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def confusion_svg(matrix, classes, title):
+    """A small heat-map table of a confusion matrix (rows true, columns predicted)."""
+    k = len(classes)
+    cell, left, top = 44, 90, 50
+    width, height = left + cell * k + 10, top + cell * k + 10
+    peak = max(1, max(max(r) for r in matrix))
+    parts = [f'<svg width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" role="img" font-family="sans-serif" font-size="11">',
+             f'<title>{escape(title)}</title>',
+             f'<text x="{width / 2}" y="12" font-weight="bold" text-anchor="middle">{escape(title)}</text>',
+             f'<text x="{left + cell * k / 2}" y="26" text-anchor="middle">predicted</text>']
+    for j, c in enumerate(classes):
+        parts.append(f'<text x="{left + j * cell + cell / 2}" y="{top - 6}" text-anchor="middle">{escape(str(c)[:8])}</text>')
+    for i, c in enumerate(classes):
+        parts.append(f'<text x="{left - 4}" y="{top + i * cell + cell / 2 + 4}" text-anchor="end">{escape(str(c)[:12])}</text>')
+        for j in range(k):
+            v = matrix[i][j]
+            shade = int(255 - 180 * v / peak)
+            parts.append(f'<rect x="{left + j * cell}" y="{top + i * cell}" width="{cell}" height="{cell}" '
+                         f'fill="rgb({shade},{shade},255)" stroke="#fff"/>')
+            parts.append(f'<text x="{left + j * cell + cell / 2}" y="{top + i * cell + cell / 2 + 4}" '
+                         f'text-anchor="middle">{v}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
