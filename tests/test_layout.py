@@ -56,10 +56,10 @@ def test_a_cached_extract_run_does_not_import_tensorflow(tmp_path):
     assert second == "NO-TF", out.stderr
 
 
-def test_fuse_and_fit_do_not_import_tensorflow(tmp_path):
+def test_fuse_fit_and_report_do_not_import_tensorflow(tmp_path):
     fit = {"learners": ["lr"], "stack": False, "n_boot": 100, "n_jobs": 1, "pca_components": 3}
     study = make_study(tmp_path, n=16, backbones=("handcrafted",),
                        extra={"fuse": {"n_folds": 2, "test_size": 0.25}, "fit": fit})
-    for command in ("extract", "fuse", "fit"):
+    for command in ("extract", "fuse", "fit", "report"):
         loaded, out = _modules_after(["--no-progress", command, "-c", str(study)])
         assert loaded == "NO-TF", (command, out.stderr)
