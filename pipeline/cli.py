@@ -29,6 +29,8 @@ Stages (each reads the study file and the artifacts of the stages before it):
   report    one self-contained HTML page comparing the classifiers (<run>/reports/report.html)
   predict   new cases through the run's extractors and saved models, to probabilities
   demo      make a small synthetic study and run every stage that exists on it
+  import    turn a public dataset's official layout (BUSI, mini-MIAS, Mini-DDSM, CBIS-DDSM), a
+            class-per-folder tree or a clinical table + images into manifest.csv + study.yaml
 
 A typical run:  run_pipeline.py extract -c study.yaml && run_pipeline.py fuse -c study.yaml &&
                 run_pipeline.py fit -c study.yaml && run_pipeline.py report -c study.yaml
@@ -46,6 +48,57 @@ Weights: 'imagenet' (Keras downloads and caches them in ~/.keras/models, or $KER
 a local .h5 file or a folder holding the official Keras files (for machines without internet),
 or 'random' (seeded; for tests only: random features are not ImageNet features).
 """
+
+
+IMPORT_HELP = """\
+Turn a dataset as it was downloaded into OUT/manifest.csv (one row per case, paths relative to it)
+and a starter OUT/study.yaml (commented: what is a feature, what would leak the label), plus
+OUT/import_notes.txt. Images stay where they are; nothing is copied. Every problem of the source
+is listed at once; nothing is dropped silently (excluded files are counted and listed).
+
+Formats (SOURCE is):
+  busi        Dataset_BUSI_with_GT/ (or its parent): <class>/'<class> (N).png' + '_mask.png'
+              files. patient_id = image id (BUSI has none); dup_group = pixel-identical images.
+  mini-mias   the folder of mdbNNN.pgm files and Info.txt. Both films of a woman share a
+              patient; label normal/benign/malignant (malignant if any finding is).
+  mini-ddsm   MINI-DDSM-Complete-JPEG-8/ (or its parent) with DataWMask.xlsx (or a .csv export;
+              --table to point elsewhere). Patient = DDSM case; age and density as features.
+  cbis-ddsm   the folder of the case-description CSVs (mass_/calc_case_description_train/test_set
+              .csv); images (DICOM or PNG/JPEG) under SOURCE or --images-root, found by the CSV
+              path or its first folder name. One case per image; official split in cbis_split.
+  folder      SOURCE/<class>/**/<image> (.png .jpg .jpeg .tif .tiff .pgm .dcm), one case per
+              image, modality --modality (default ultrasound).
+  csv         a paired study: --table clinical.csv (one row per case, --id-column, --label-column,
+              optional --patient-column) joined with --images MODALITY=SPEC per modality, SPEC
+              being a glob with {id} (mg/{id}.dcm), an index CSV (columns <id> and path), or
+              @COLUMN (a path column of the table). Relative paths are relative to SOURCE.
+
+Examples:
+  run_pipeline.py import busi ~/data/Dataset_BUSI_with_GT --out studies/busi
+  run_pipeline.py import mini-mias ~/data/all-mias --out studies/mias
+  run_pipeline.py import csv ~/study --table clinical.csv --id-column case_id \\
+      --images mammography=mg/{id}.dcm --images ultrasound=us_index.csv --out studies/paired
+then:  run_pipeline.py extract -c studies/busi/study.yaml   (then fuse, fit, report)
+"""
+
+
+def _add_import_parser(sub):
+    p = sub.add_parser("import", help="official dataset layout -> manifest.csv + starter study.yaml",
+                       description=IMPORT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("format", choices=["busi", "mini-mias", "mini-ddsm", "cbis-ddsm", "folder", "csv"],
+                   help="the source's layout (see above)")
+    p.add_argument("source", type=Path, help="the dataset folder as downloaded")
+    p.add_argument("--out", required=True, type=Path, help="folder for manifest.csv and study.yaml")
+    p.add_argument("--modality", default="ultrasound", help="folder: the images' modality (default ultrasound)")
+    p.add_argument("--table", type=Path, help="csv: the clinical table; mini-ddsm: the spreadsheet")
+    p.add_argument("--id-column", default="case_id", help="csv: the case id column (default case_id)")
+    p.add_argument("--label-column", default="label", help="csv: the class column (default label)")
+    p.add_argument("--patient-column", help="csv: the patient column (default patient_id if present)")
+    p.add_argument("--images", action="append", default=[], metavar="MODALITY=SPEC",
+                   help="csv: images of one modality (repeatable; forms above)")
+    p.add_argument("--images-root", type=Path, help="cbis-ddsm: where the images are (default SOURCE)")
+    p.add_argument("--dup-hash", action=argparse.BooleanOptionalAction, default=True,
+                   help="busi: hash decoded pixels to find exact duplicates (default on)")
 
 
 def _add_study_flags(p):
@@ -116,6 +169,8 @@ def build_parser():
     p.add_argument("--manifest", required=True, type=Path, help="manifest CSV of the new cases")
     p.add_argument("--out", required=True, type=Path, help="predictions CSV to write")
     p.add_argument("--model", default="stack", help="saved model to use (default: stack)")
+
+    _add_import_parser(sub)
 
     p = sub.add_parser("demo", help="make the synthetic demo study and run the stages on it",
                        description=textwrap.dedent("""\
@@ -244,8 +299,19 @@ def cmd_demo(args):
     return run_demo(args, _extract_overrides(args))
 
 
+def cmd_import(args):
+    from pipeline.importers import Options, run_import  # noqa: PLC0415
+
+    options = Options(modality=args.modality, table=args.table, id_column=args.id_column,
+                      label_column=args.label_column, patient_column=args.patient_column,
+                      images=tuple(args.images), images_root=args.images_root, dup_hash=args.dup_hash)
+    print("\n".join(run_import(args.format, args.source, args.out, options)))
+    return 0
+
+
 COMMANDS = {"extract": cmd_extract, "fuse": cmd_fuse, "fit": cmd_fit, "report": cmd_report,
             "predict": cmd_predict,
+            "import": cmd_import,
             "demo": cmd_demo}
 
 

@@ -48,3 +48,36 @@ def make_study(root, n=10, modalities=("ultrasound",), backbones=("handcrafted",
     path = root / "study.yaml"
     path.write_text(yaml.safe_dump(study, sort_keys=False))
     return path
+
+
+def make_dicom(path, pixels, photometric="MONOCHROME1", window=(1000, 1400), with_pixels=True):
+    """A minimal single-frame 12-bit mammogram-like DICOM file written with pydicom."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import (
+        ExplicitVRLittleEndian,
+        SecondaryCaptureImageStorage,
+        generate_uid,
+    )
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = "MG"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated = 16
+    ds.BitsStored = 12
+    ds.HighBit = 11
+    ds.PixelRepresentation = 0
+    if window is not None:
+        ds.WindowCenter, ds.WindowWidth = window
+    if with_pixels:
+        ds.PixelData = pixels.astype(np.uint16).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path

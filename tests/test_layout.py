@@ -43,7 +43,7 @@ def _modules_after(args, cwd=REPO):
     return out.stdout.strip().splitlines()[-1], out
 
 
-@pytest.mark.parametrize("args", [["--help"], ["extract", "--help"], ["demo", "--help"]])
+@pytest.mark.parametrize("args", [["--help"], ["extract", "--help"], ["demo", "--help"], ["import", "--help"]])
 def test_help_does_not_import_tensorflow(args):
     assert _modules_after(args)[0] == "NO-TF"
 
@@ -63,3 +63,10 @@ def test_fuse_fit_and_report_do_not_import_tensorflow(tmp_path):
     for command in ("extract", "fuse", "fit", "report"):
         loaded, out = _modules_after(["--no-progress", command, "-c", str(study)])
         assert loaded == "NO-TF", (command, out.stderr)
+
+
+def test_import_does_not_import_tensorflow(tmp_path):
+    make_study(tmp_path / "src", n=4)
+    loaded, out = _modules_after(["import", "folder", str(tmp_path / "src" / "images"), "--out", str(tmp_path / "out")])
+    assert loaded == "NO-TF", out.stderr
+    assert (tmp_path / "out" / "manifest.csv").is_file()

@@ -12,6 +12,7 @@ from features.imageio import (
     read_mask,
     to_gray_uint8,
 )
+from study_factory import make_dicom
 
 
 def ramp(dtype=np.uint8, shape=(24, 32)):
@@ -121,39 +122,6 @@ def test_read_mask_without_shape_keeps_size(tmp_path):
 # --- DICOM -------------------------------------------------------------------------------------
 
 AIR, FAT, DENSE, MARKER = 4000, 1200, 200, 100  # MONOCHROME1: low stored value = bright
-
-
-def make_dicom(path, pixels, photometric="MONOCHROME1", window=(1000, 1400), with_pixels=True):
-    """A minimal single-frame 12-bit mammogram-like DICOM file written with pydicom."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import (
-        ExplicitVRLittleEndian,
-        SecondaryCaptureImageStorage,
-        generate_uid,
-    )
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "MG"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated = 16
-    ds.BitsStored = 12
-    ds.HighBit = 11
-    ds.PixelRepresentation = 0
-    if window is not None:
-        ds.WindowCenter, ds.WindowWidth = window
-    if with_pixels:
-        ds.PixelData = pixels.astype(np.uint16).tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
 
 
 def phantom():

@@ -1,0 +1,245 @@
+"""What every importer shares: the result it returns, problem collection, tables, paths, writing.
+
+An importer reads an official dataset layout and returns an ``ImportResult``; nothing is written
+until every problem has been found, so a bad source costs one run to diagnose.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from features.errors import FeaturesError
+from features.imageio import read_gray
+from pipeline.errors import ConfigError, ManifestError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".pgm", ".dcm")
+NOTES_FILE = "import_notes.txt"
+KNOWN_KINDS = ("mammography", "ultrasound")
+
+
+@dataclass
+class Options:
+    """Command-line options of `import`; each format reads the ones it needs."""
+
+    modality: str = "ultrasound"
+    table: Path | None = None
+    id_column: str = "case_id"
+    label_column: str = "label"
+    patient_column: str | None = None
+    images: tuple = ()
+    images_root: Path | None = None
+    dup_hash: bool = True
+
+
+@dataclass
+class ImportResult:
+    """A manifest in memory: rows whose path cells are absolute Paths (or lists of them)."""
+
+    fmt: str
+    source: Path
+    rows: list
+    path_columns: list
+    study: dict
+    comments: str
+    excluded: list = field(default_factory=list)  # (item, reason)
+    info: list = field(default_factory=list)  # format-specific facts for the summary
+
+
+class Problems(list):
+    """Every problem found in a source; ``raise_if_any`` turns them into one user error."""
+
+    def raise_if_any(self, what, hint):
+        if self:
+            raise ManifestError(f"{what} has {len(self)} problem(s):", list(self), hint=hint)
+
+
+def descend(source, name):
+    """Accept either the dataset's own top folder or the folder that holds it."""
+    inner = Path(source) / name
+    return inner if inner.is_dir() else Path(source)
+
+
+def require_dir(source, what):
+    source = Path(source)
+    if not source.is_dir():
+        raise ManifestError(f"{what}: source folder not found: {source}",
+                            hint="Pass the folder of the dataset as it was downloaded (see `import --help`).")
+    return source
+
+
+def case_insensitive(folder, name):
+    """The entry of ``folder`` named ``name`` in any letter case, or None."""
+    for child in sorted(Path(folder).iterdir()):
+        if child.name.lower() == name.lower():
+            return child
+    return None
+
+
+def is_image(path):
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def read_table(path):
+    """A .csv or .xlsx table as strings ('' for empty cells); row i is spreadsheet row/CSV line i + 2."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() in (".xlsx", ".xlsm"):
+            frame = pd.read_excel(path, dtype=str, keep_default_na=False, engine="openpyxl")
+        else:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except ImportError as exc:
+        raise ConfigError(f"Cannot read {path}: {exc}",
+                          hint="Install openpyxl (`pip install openpyxl`), or export the sheet as CSV.") from None
+    except Exception as exc:  # noqa: BLE001  pandas and openpyxl raise many types for a bad file
+        raise ManifestError(f"Table {path} is not readable:", [f"{type(exc).__name__}: {exc}"],
+                            hint="Save it as comma-separated UTF-8 text (or .xlsx) with one header row.") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame.apply(lambda s: s.astype(str).str.strip())
+
+
+def row_ref(path, i):
+    """How a problem names a table row: the line (CSV) or row (spreadsheet) a user can jump to."""
+    unit = "row" if Path(path).suffix.lower() in (".xlsx", ".xlsm") else "line"
+    return f"{Path(path).name} {unit} {i + 2}"
+
+
+def number_problem(value, column):
+    """Why a cell that should be a number is not, or None (empty = unknown is fine)."""
+    if value == "":
+        return None
+    try:
+        float(value)
+    except ValueError:
+        return f"column '{column}': {value!r} is not a number (leave the cell empty if unknown)"
+    return None
+
+
+def pixel_sha256(path):
+    """SHA-256 of the decoded gray pixels with a shape prefix: equal for re-encoded copies."""
+    gray = read_gray(path)
+    digest = hashlib.sha256(f"{gray.shape[0]}x{gray.shape[1]}:".encode())
+    digest.update(gray.tobytes())
+    return digest.hexdigest()
+
+
+def exact_duplicate_groups(rows, path_column, problems):
+    """Set ``pixel_sha256`` and ``dup_group`` (dupNNN for pixel-identical images) on every row."""
+    for row in rows:
+        try:
+            row["pixel_sha256"] = pixel_sha256(row[path_column])
+        except FeaturesError as exc:
+            row["pixel_sha256"] = ""
+            problems.append(str(exc))
+    counts = Counter(r["pixel_sha256"] for r in rows if r["pixel_sha256"])
+    names = {}
+    for row in sorted(rows, key=lambda r: r["case_id"]):
+        digest = row["pixel_sha256"]
+        if counts[digest] > 1:
+            names.setdefault(digest, f"dup{len(names) + 1:03d}")
+        row["dup_group"] = names.get(digest, "")
+    return len(names)
+
+
+def joined(values):
+    """Several findings of one image in one cell, ';'-separated (the shared manifests' convention)."""
+    return ";".join(str(v) for v in values)
+
+
+def preprocessing_kind(modality):
+    return modality if modality in KNOWN_KINDS else "none"
+
+
+def _relative(value, out_dir):
+    if isinstance(value, (list, tuple)):
+        return joined(_relative(v, out_dir) for v in value)
+    if value in (None, ""):
+        return ""
+    return Path(os.path.relpath(os.path.abspath(value), out_dir)).as_posix()
+
+
+def to_frame(result, out_dir):
+    """The manifest frame: sorted by case id, path cells relative to ``out_dir``."""
+    frame = pd.DataFrame(result.rows).fillna("")
+    for column in result.path_columns:
+        frame[column] = [_relative(v, out_dir) for v in frame[column]]
+    first = ["case_id", "patient_id", "label", *result.path_columns]
+    order = first + [c for c in frame.columns if c not in first]
+    frame = frame[order].sort_values("case_id", kind="stable").reset_index(drop=True)
+    dup = frame["case_id"][frame["case_id"].duplicated()]
+    if len(dup):
+        raise ManifestError(f"{result.fmt}: the source gives the same case id to several images:",
+                            [f"case id '{c}'" for c in sorted(set(dup))],
+                            hint="Rename the files so that each image has its own name.")
+    return frame.astype(str)
+
+
+def _atomic_write(path, text):
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _counts(series):
+    return ", ".join(f"{k} {v}" for k, v in sorted(Counter(series).items()))
+
+
+def summary_lines(result, frame, out_dir, full=False):
+    """The import summary: cases per class and modality, exclusions, the next commands."""
+    study_file = out_dir / "study.yaml"
+    lines = [f"import {result.fmt}: {len(frame)} case(s) from {result.source} -> {out_dir / 'manifest.csv'}",
+             f"  label: {_counts(frame['label'])}",
+             f"  patients: {frame['patient_id'].nunique()}"]
+    for name, settings in result.study["modalities"].items():
+        column = settings["path_column"]
+        lines.append(f"  {name}: {int((frame[column] != '').sum())} image(s) in column '{column}'")
+    lines += [f"  {line}" for line in result.info]
+    shown = result.excluded if full else result.excluded[:10]
+    lines.append(f"  excluded: {len(result.excluded)}" + (f" (all listed in {out_dir / NOTES_FILE})"
+                                                          if result.excluded else ""))
+    lines += [f"    - {item}: {reason}" for item, reason in shown]
+    if len(shown) < len(result.excluded):
+        lines.append(f"    ... and {len(result.excluded) - len(shown)} more")
+    if frame["label"].nunique() < 2:
+        lines.append("  WARNING: fewer than two classes; the stages need at least two.")
+    lines += ["next (review study.yaml first):",
+              f"  python run_pipeline.py extract -c {study_file}",
+              f"  python run_pipeline.py fuse -c {study_file} && python run_pipeline.py fit -c {study_file}"
+              f" && python run_pipeline.py report -c {study_file}"]
+    return lines
+
+
+def write_import(result, out_dir):
+    """Write manifest.csv, study.yaml and the notes into ``out_dir``; return the summary lines."""
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frame = to_frame(result, out_dir)
+    tmp = out_dir / "manifest.csv.tmp"
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, out_dir / "manifest.csv")
+    header = "".join(f"# {line}".rstrip() + "\n" for line in result.comments.strip().splitlines())
+    _atomic_write(out_dir / "study.yaml", header + yaml.safe_dump(result.study, sort_keys=False))
+    notes = summary_lines(result, frame, out_dir, full=True)
+    _atomic_write(out_dir / NOTES_FILE, "\n".join(notes) + "\n")
+    return summary_lines(result, frame, out_dir)
+
+
+def starter_study(name, modalities, clinical=None, positive="malignant", fuse=None, label=None):
+    """The study dict written beside the manifest; the stages read it as is."""
+    study = {"study": name, "manifest": "manifest.csv", "output": "run", "seed": 0,
+             "label": {"column": "label", "positive": positive, **(label or {})},
+             "patient_column": "patient_id",
+             "modalities": {m: {"path_column": f"{m}_path", "preprocessing": {"kind": preprocessing_kind(m)}}
+                            for m in modalities},
+             "clinical": dict(clinical or {}),
+             "extract": {"backbones": ["resnet50", "vgg16", "efficientnetb0", "handcrafted"],
+                         "weights": "imagenet"}}
+    if fuse:
+        study["fuse"] = dict(fuse)
+    return study
