@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser demo test bench clean-runs
+.PHONY: setup browser demo test bench reference clean-runs
 
 $(STAMP): requirements.txt requirements-common.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: $(STAMP) browser
 
 bench: $(STAMP)
 	$(BIN)/python bench/extract_throughput.py
+
+# reference results on ../shared/data (BUSI, mini-MIAS) -> docs/results.md; WEIGHTS=imagenet|random|DIR
+reference: $(STAMP)
+	$(BIN)/python scripts/reference_results.py $(if $(WEIGHTS),--weights $(WEIGHTS))
 
 clean-runs:
 	rm -rf runs

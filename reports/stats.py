@@ -173,13 +173,20 @@ def leak_warnings(clinical, y, kinds, auc_limit=0.95, purity_limit=0.98, min_cla
         if seen.sum() < 4:
             continue
         if kind == "categorical":
-            table = pd.crosstab(values[seen].astype(str).to_numpy(), y[seen])
-            if len(table) >= max(2, seen.sum() / 2):
+            codes = values[seen].astype(str).to_numpy()
+            if len(set(codes)) >= max(2, seen.sum() / 2):
                 continue            # nearly one category per case: an identifier, not a category
-            purity = table.max(axis=1).sum() / table.to_numpy().sum()
-            if purity >= purity_limit:
-                warnings.append(f"Possible label leak: clinical column '{column}' alone separates the "
-                                f"classes ({purity:.0%} of cases fall in a category of one class).")
+            # all classes at once, then each class against the rest (a column that only singles
+            # out the normals of a three-class study gives that class away too)
+            targets = [("the classes", y[seen])] + [(f"class '{c}' from the rest", y[seen] == c)
+                                                     for c in (classes if len(classes) > 2 else [])]
+            for what, target in targets:
+                table = pd.crosstab(codes, target)
+                purity = table.max(axis=1).sum() / table.to_numpy().sum()
+                if purity >= purity_limit:
+                    warnings.append(f"Possible label leak: clinical column '{column}' alone separates {what} "
+                                    f"({purity:.0%} of cases fall in a category of one class).")
+                    break
             continue
         x = pd.to_numeric(values[seen], errors="coerce").to_numpy(float)
         ok = ~np.isnan(x)
