@@ -153,11 +153,45 @@ def offline_hint(name, file_name=None):
             f"ImageNet features).")
 
 
+#: Lines TensorFlow's native code prints at import whatever TF_CPP_MIN_LOG_LEVEL says (TF >= 2.18).
+_IMPORT_NOISE = ("All log messages before absl::InitializeLog()", "oneDNN custom operations are on",
+                 "Unable to register cu", "TF-TRT Warning", "This TensorFlow binary is optimized",
+                 "To enable the following instructions", "computation placer already registered",
+                 "could not find cuda drivers", "cuda_executor", "Cannot dlopen some GPU libraries")
+
+
+@contextlib.contextmanager
+def _native_stderr_filtered():
+    """Hide TensorFlow's import-time chatter (it writes to fd 2 from C++), keep every other line."""
+    import tempfile  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):   # no real stderr (embedded interpreters): nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            kept = [line for line in sink.read().decode("utf-8", "replace").splitlines()
+                    if line.strip() and not any(noise in line for noise in _IMPORT_NOISE)]
+            if kept:
+                sys.stderr.write("\n".join(kept) + "\n")
+
+
 def _import_keras():
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # ~1.3-2.7x faster on CPU; read at import
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras  # noqa: PLC0415  (lazy on purpose)
-    import tensorflow as tf  # noqa: PLC0415
+    with _native_stderr_filtered():
+        import keras  # noqa: PLC0415  (lazy on purpose)
+        import tensorflow as tf  # noqa: PLC0415
 
     return keras, tf
 
