@@ -38,17 +38,33 @@ class ExtractionFailure:
     reason: str
 
 
+def prepare_views(extractor, gray, mask, resize_mode, flip_tta):
+    """The extractor's prepared input(s) for one preprocessed image: itself, and its mirror with
+    flip test-time augmentation (their embeddings are averaged)."""
+    views = [(gray, mask)]
+    if flip_tta:
+        views.append((np.ascontiguousarray(gray[:, ::-1]),
+                      None if mask is None else np.ascontiguousarray(mask[:, ::-1])))
+    return [extractor.prepare(g, m, resize_mode) for g, m in views]
+
+
+def embed_prepared(extractor, prepared):
+    """Embeddings of images given as lists of prepared views (as ``prepare_views`` makes them),
+    embedded together in the extractor's batches and averaged per image, as extraction does."""
+    if not prepared:
+        return np.zeros((0, extractor.dim), np.float32)
+    out = extractor.embed(np.stack([v for views in prepared for v in views]))
+    sizes = np.cumsum([0] + [len(views) for views in prepared])
+    return np.stack([out[a:b].mean(axis=0) for a, b in zip(sizes[:-1], sizes[1:])]).astype(np.float32)
+
+
 def _load(job, spec, extractors, flip_tta):
     """Decode + preprocess once, then each extractor's own preparation (worker thread)."""
     try:
         gray = read_gray(job.path)
         mask = read_mask(job.mask_path, gray.shape) if job.mask_path else None
         gray, mask = preprocess(gray, spec, mask)
-        views = [(gray, mask)]
-        if flip_tta:
-            views.append((np.ascontiguousarray(gray[:, ::-1]),
-                          None if mask is None else np.ascontiguousarray(mask[:, ::-1])))
-        return {name: [extractors[name].prepare(g, m, spec.resize_mode) for g, m in views]
+        return {name: prepare_views(extractors[name], gray, mask, spec.resize_mode, flip_tta)
                 for name in job.keys}, None
     except ImageError as exc:
         return None, exc.reason

@@ -41,3 +41,12 @@ def model_file(run_dir, learner):
 
 def metrics_json(run_dir):
     return models_dir(run_dir) / "metrics.json"
+
+
+def reports_dir(run_dir):
+    return Path(run_dir) / "reports"
+
+
+def occlusion_file(run_dir):
+    """Occlusion maps of the explained held-out cases (the explain stage), read by the report."""
+    return reports_dir(run_dir) / "occlusion.npz"

@@ -26,6 +26,8 @@ Stages (each reads the study file and the artifacts of the stages before it):
             held-out split and CV folds in <run>/fused/
   fit       every learner and the stack: patient-wise CV, one held-out evaluation, saved models
             and metrics in <run>/models/
+  explain   occlusion maps of the saved stack over a few held-out cases' images (re-embeds
+            them; <run>/reports/occlusion.npz, shown by report)
   report    one self-contained HTML page comparing the classifiers (<run>/reports/report.html)
   predict   new cases through the run's extractors and saved models, to probabilities
   demo      make a small synthetic study and run every stage that exists on it
@@ -150,11 +152,23 @@ def build_parser():
     _add_study_flags(p)
     p.add_argument("--n-jobs", type=int, help="parallel fits (default 2)")
 
+    p = sub.add_parser("explain", help="occlusion maps of the stack over a few held-out cases' images",
+                       description="For the held-out cases the report's SHAP section explains (the first "
+                                   "report.occlusion_cases of them), hide each patch of a "
+                                   "report.occlusion_grid x grid over each image in turn, re-embed it with "
+                                   "the run's own backbones, weights and preprocessing, and record how much "
+                                   "the saved stack's probability drops. Writes <run>/reports/occlusion.npz, "
+                                   "which report shows; unchanged inputs: nothing is redone. Needs the images "
+                                   "and (for CNN backbones) TensorFlow.")
+    _add_study_flags(p)
+
     p = sub.add_parser("report", help="one self-contained HTML page comparing the classifiers",
                        description="Write <run>/reports/report.html (opens offline in any browser) and a CSV "
                                    "of every table beside it: study summary and warnings, the classifier "
                                    "comparison, curves, significance tests, ablations, PCA diagnostics, "
-                                   "grouped SHAP attributions of the stack, provenance. Nothing is refitted.")
+                                   "grouped SHAP attributions of the stack with waterfalls, a TreeExplainer "
+                                   "beeswarm, the occlusion maps of `explain` when present, provenance. "
+                                   "Nothing is refitted.")
     _add_study_flags(p)
     p.add_argument("--hide-case-ids", action="store_true", default=None,
                    help="show cases as 'case 1..n' (also report.hide_case_ids in the study file)")
@@ -273,6 +287,15 @@ def format_metrics_table(metrics):
     return "\n".join(lines)
 
 
+def cmd_explain(args):
+    from pipeline.stages.explain import run_explain  # noqa: PLC0415
+
+    study, manifest = _study_and_manifest(args)
+    path = run_explain(study, manifest, force=args.force, show_progress=not args.no_progress)
+    print(f"explain: {path}" if path else "explain: no saved stack, so no occlusion maps")
+    return 0
+
+
 def cmd_report(args):
     from pipeline.config import load_study  # noqa: PLC0415
     from pipeline.stages.report import run_report  # noqa: PLC0415
@@ -309,7 +332,7 @@ def cmd_import(args):
     return 0
 
 
-COMMANDS = {"extract": cmd_extract, "fuse": cmd_fuse, "fit": cmd_fit, "report": cmd_report,
+COMMANDS = {"extract": cmd_extract, "fuse": cmd_fuse, "fit": cmd_fit, "explain": cmd_explain, "report": cmd_report,
             "predict": cmd_predict,
             "import": cmd_import,
             "demo": cmd_demo}

@@ -141,6 +141,14 @@ BACKBONE_ITEM = {
 MODALITY = {"path_column", "mask_column", "preprocessing"}
 REPORT = {
     "hide_case_ids": _Field(False, _bool, "true or false", "show cases as 'case 1..n' instead of their ids"),
+    "occlusion_grid": _Field(4, lambda v: _is_int(v) and 2 <= v <= 16, "an integer from 2 to 16",
+                             "explain: occlusion patches per side (grid x grid re-embeddings per image)"),
+    "occlusion_cases": _Field(4, lambda v: _is_int(v) and 1 <= v <= 32, "an integer from 1 to 32",
+                              "explain: held-out cases mapped (the first of those the SHAP section explains)"),
+    "occlusion_fill": _Field("mean", lambda v: v in ("mean", "blur"), "'mean' or 'blur'",
+                             "explain: what replaces a patch (the image mean, or a heavy blur of it)"),
+    "tree_top_k": _Field(12, _pos_int, "a positive integer",
+                         "beeswarm: components shown beside the clinical variables"),
 }
 SECTIONS = {"label": LABEL, "extract": EXTRACT, "fuse": FUSE, "fit": FIT, "report": REPORT}
 ALL_TOP_KEYS = set(TOP) | set(SECTIONS) | {"modalities", "clinical"}

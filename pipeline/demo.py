@@ -43,6 +43,7 @@ def _make_data(out, cases, seed):
 def run_demo(args, overrides):
     from pipeline.cli import format_metrics_table  # noqa: PLC0415
     from pipeline.manifest import load_manifest  # noqa: PLC0415
+    from pipeline.stages.explain import run_explain  # noqa: PLC0415
     from pipeline.stages.extract import run_extract  # noqa: PLC0415
     from pipeline.stages.fit import run_fit  # noqa: PLC0415
     from pipeline.stages.fuse import run_fuse  # noqa: PLC0415
@@ -60,6 +61,7 @@ def run_demo(args, overrides):
     report = run_extract(study, manifest, force=args.force, show_progress=progress)
     design = run_fuse(study, manifest, force=args.force)
     metrics = run_fit(study, design, force=args.force, show_progress=progress)
+    run_explain(study, manifest, force=args.force, show_progress=progress)
     page = run_report(study)
     print(f"demo: synthetic study in {out / 'data'} (NOT real patients)")
     print(f"demo: extract wrote {len(report.files)} embedding file(s) under {out / 'features'}")
@@ -71,5 +73,6 @@ def run_demo(args, overrides):
         print("demo: WARNING: ImageNet weights were not available; these embeddings come from SEEDED "
               "RANDOM weights (" + ", ".join(sorted({f.split('/')[1] for f in report.fallback})) + "). "
               "Put the Keras weight files in ~/.keras/models or pass --weights to use real ones.")
-    print(f"demo: re-run a stage with: python run_pipeline.py {{extract,fuse,fit,report}} --config {study_file}")
+    print(f"demo: re-run a stage with: python run_pipeline.py {{extract,fuse,fit,explain,report}} "
+          f"--config {study_file}")
     return 0

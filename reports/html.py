@@ -41,5 +41,6 @@ def _environment():
 
 def render_report(page):
     """page: {"title", "summary", "comparison", "curves", "significance", "ablation", "embeddings",
-    "shap", "provenance", "generated"} as built by ``reports.sections``; returns the HTML text."""
+    "shap", "trees", "trees_skipped", "occlusion", "provenance", "generated"} as built by
+    ``reports.sections``; returns the HTML text."""
     return _environment().get_template("report.html.j2").render(sections=SECTIONS, **page)

@@ -157,3 +157,160 @@ def confusion_svg(matrix, classes, title):
                          f'text-anchor="middle">{v}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _signed_colour(value):
+    return "#d62728" if value > 0 else "#1f77b4"
+
+
+def waterfall_svg(steps, base, fx, title, xlabel):
+    """One case's attributions (``shapley.waterfall_steps``): E[f] at the bottom, each group's bar
+    starting where the previous ended, the top bar ending at f(x); the value in each bar's label."""
+    base, fx = float(base), float(fx)
+    row, left, pw = 20, 200, 300
+    width, height = left + pw + 70, TOP + 20 + row * len(steps) + 40
+    ends = [base, fx] + [s["start"] for s in steps] + [s["end"] for s in steps]
+    lo, hi = min(ends), max(ends)
+    pad = (hi - lo) * 0.06 or 0.05
+    lo, hi = lo - pad, hi + pad
+
+    def px(v):
+        return left + (v - lo) / (hi - lo) * pw
+
+    bottom = TOP + 20 + row * len(steps)
+    parts = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+             f'font-family="sans-serif" font-size="11" class="waterfall" data-base="{base!r}" data-fx="{fx!r}">',
+             f'<title>{escape(title)}</title>',
+             f'<text x="{width / 2}" y="14" text-anchor="middle" font-weight="bold">{escape(title)}</text>',
+             f'<line x1="{px(fx):.1f}" y1="{TOP + 6}" x2="{px(fx):.1f}" y2="{TOP + 20}" stroke="#555"/>',
+             f'<text x="{px(fx):.1f}" y="{TOP + 2}" text-anchor="middle">f(x) = {fx:.3f}</text>',
+             f'<line x1="{left}" y1="{bottom}" x2="{left + pw}" y2="{bottom}" stroke="#999"/>',
+             f'<line x1="{px(base):.1f}" y1="{TOP + 20}" x2="{px(base):.1f}" y2="{bottom + 4}" stroke="#999" '
+             f'stroke-dasharray="3 3"/>',
+             f'<text x="{px(base):.1f}" y="{bottom + 16}" text-anchor="middle">E[f] = {base:.3f}</text>',
+             f'<text x="{left + pw / 2}" y="{height - 4}" text-anchor="middle">{escape(xlabel)}</text>']
+    for i, s in enumerate(reversed(steps)):        # the top row is the last step, ending at f(x)
+        y = TOP + 20 + i * row
+        a, b = sorted((px(s["start"]), px(s["end"])))
+        parts.append(f'<text x="{left - 6}" y="{y + row * 0.65:.1f}" text-anchor="end">{escape(s["label"][:32])}</text>')
+        parts.append(f'<rect x="{a:.1f}" y="{y + 3}" width="{max(b - a, 1):.1f}" height="{row - 6}" '
+                     f'fill="{_signed_colour(s["value"])}" data-start="{s["start"]!r}" data-end="{s["end"]!r}">'
+                     f'<title>{escape(s["label"])}: {s["value"]:+.4g}</title></rect>')
+        parts.append(f'<text x="{b + 4:.1f}" y="{y + row * 0.65:.1f}">{s["value"]:+.3f}</text>')
+        if i:
+            parts.append(f'<line x1="{px(s["end"]):.1f}" y1="{y - 3}" x2="{px(s["end"]):.1f}" y2="{y + 3}" '
+                         f'stroke="#777"/>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _low_high(t):
+    """Blue (low) to red (high) for t in [0, 1]; grey where the value is unknown."""
+    if t is None or not np.isfinite(t):
+        return "#aaaaaa"
+    t = min(max(float(t), 0.0), 1.0)
+    return f"rgb({int(30 + 225 * t)},{int(110 - 80 * t)},{int(230 - 150 * t)})"
+
+
+def _swarm_offsets(xs, radius, half):
+    """Vertical offsets that spread points sharing an x bin, alternating above and below."""
+    offsets = np.zeros(len(xs))
+    bins = {}
+    for i in np.argsort(xs, kind="mergesort"):
+        k = int(xs[i] // (2 * radius))
+        n = bins.get(k, 0)
+        bins[k] = n + 1
+        step = (n + 1) // 2 * radius * 1.2
+        offsets[i] = (step % half) * (1 if n % 2 else -1)
+    return offsets
+
+
+def beeswarm_svg(rows, title, xlabel):
+    """One row per feature (top first): a dot per case at its SHAP value, coloured by the feature's
+    value from low (blue) to high (red). rows: [{"name", "shap", "colour_t" (0..1 or NaN)}]."""
+    row, left, pw, radius = 26, 200, 360, 2.6
+    width, height = left + pw + 90, TOP + 10 + row * len(rows) + 44
+    allx = np.concatenate([np.asarray(r["shap"], float) for r in rows]) if rows else np.zeros(1)
+    span = max(abs(allx.min()), abs(allx.max()), 1e-9) * 1.05
+    lo, hi = -span, span
+
+    def px(v):
+        return left + (v - lo) / (hi - lo) * pw
+
+    bottom = TOP + 10 + row * len(rows)
+    parts = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+             f'font-family="sans-serif" font-size="11" class="beeswarm">',
+             f'<title>{escape(title)}</title>',
+             f'<text x="{width / 2}" y="14" text-anchor="middle" font-weight="bold">{escape(title)}</text>',
+             f'<line x1="{px(0):.1f}" y1="{TOP + 6}" x2="{px(0):.1f}" y2="{bottom}" stroke="#bbb"/>',
+             f'<line x1="{left}" y1="{bottom}" x2="{left + pw}" y2="{bottom}" stroke="#999"/>',
+             f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle">{escape(xlabel)}</text>']
+    for t in np.linspace(0, 1, 5):
+        v = lo + t * (hi - lo)
+        parts.append(f'<text x="{px(v):.1f}" y="{bottom + 14}" text-anchor="middle">{v:.3g}</text>')
+    for i, r in enumerate(rows):
+        cy = TOP + 10 + i * row + row / 2
+        xs = np.array([px(v) for v in np.asarray(r["shap"], float)])
+        parts.append(f'<text x="{left - 6}" y="{cy + 4:.1f}" text-anchor="end">{escape(str(r["name"])[:32])}</text>')
+        for x, dy, t in zip(xs, _swarm_offsets(xs, radius, row / 2 - radius), r["colour_t"]):
+            parts.append(f'<circle cx="{x:.1f}" cy="{cy + dy:.1f}" r="{radius}" fill="{_low_high(t)}" '
+                         f'fill-opacity="0.85"/>')
+    lx = left + pw + 30
+    for k in range(10):
+        parts.append(f'<rect x="{lx}" y="{TOP + 20 + (9 - k) * 12}" width="10" height="12" '
+                     f'fill="{_low_high(k / 9)}"/>')
+    parts.append(f'<text x="{lx + 5}" y="{TOP + 14}" text-anchor="middle">high</text>')
+    parts.append(f'<text x="{lx + 5}" y="{TOP + 152}" text-anchor="middle">low</text>')
+    parts.append(f'<text transform="translate({lx + 24},{TOP + 80}) rotate(90)" text-anchor="middle">'
+                 f'feature value</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def png_data_uri(gray):
+    """A uint8 grayscale image as a base64 PNG data URI (the page stays one self-contained file)."""
+    import base64  # noqa: PLC0415
+
+    import cv2  # noqa: PLC0415
+
+    ok, buf = cv2.imencode(".png", np.asarray(gray, np.uint8))
+    if not ok:
+        raise ValueError("could not encode the image as PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
+
+
+def occlusion_svg(gray, drops, title, subtitle, size=240):
+    """The image with the occlusion map over it: each grid cell tinted by how much hiding it lowered
+    the explained probability (red) or raised it (blue); opacity scales with the map's largest |drop|.
+    subtitle: a list of lines."""
+    return _occlusion_svg(gray, drops, title, list(subtitle), size)
+
+
+def _occlusion_svg(gray, drops, title, subtitle, size):
+    gray = np.asarray(gray)
+    drops = np.asarray(drops, float)
+    h, w = gray.shape
+    scale = size / max(h, w)
+    dw, dh = w * scale, h * scale
+    top = 20 + 14 * len(subtitle)
+    width, height = int(max(dw, 230) + 10), int(top + dh + 24)
+    peak = float(np.nanmax(np.abs(drops))) if np.isfinite(drops).any() else 0.0
+    rows, cols = drops.shape
+    parts = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+             f'font-family="sans-serif" font-size="11" class="occlusion" data-grid="{rows}x{cols}">',
+             f'<title>{escape(title)}</title>',
+             f'<text x="5" y="13" font-weight="bold">{escape(title)}</text>',
+             *(f'<text x="5" y="{27 + 14 * i}">{escape(line)}</text>' for i, line in enumerate(subtitle)),
+             f'<image x="5" y="{top}" width="{dw:.1f}" height="{dh:.1f}" href="{png_data_uri(gray)}"/>']
+    for i in range(rows):
+        for j in range(cols):
+            d = float(drops[i, j])
+            alpha = 0.0 if not peak or not np.isfinite(d) else 0.65 * abs(d) / peak
+            x0, x1 = 5 + dw * j / cols, 5 + dw * (j + 1) / cols
+            y0, y1 = top + dh * i / rows, top + dh * (i + 1) / rows
+            parts.append(f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{x1 - x0:.1f}" height="{y1 - y0:.1f}" '
+                         f'fill="{_signed_colour(d)}" fill-opacity="{alpha:.3f}" stroke="#fff" '
+                         f'stroke-opacity="0.3" data-drop="{d!r}"><title>drop {d:+.4f}</title></rect>')
+    parts.append(f'<text x="5" y="{height - 6}">largest change {peak:.4f} (red: hiding lowers P)</text>')
+    parts.append("</svg>")
+    return "".join(parts)

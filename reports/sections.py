@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 
 from . import plots, stats
+from .shapley import waterfall_steps
+from .trees import beeswarm_rows
 
 LOWER_IS_BETTER = {"brier"}
 METRIC_ORDER = ("accuracy", "balanced_accuracy", "precision", "recall", "specificity", "f1",
@@ -206,8 +208,12 @@ def shap_summary(result, case_label):
                "predicted": result["predicted"][c], "output": out, "fx": float(result["fx"][c, k]),
                "base": float(result["base"][k]), "mistake": bool(result["mistake"][c]),
                "attributions": attributions}
+        row["waterfall"] = plots.waterfall_svg(
+            waterfall_steps(row["base"], attributions, groups), row["base"], row["fx"],
+            f"{row['case']}: true {row['y_true']}, predicted {row['predicted']}",
+            f"P({out}), grouped SHAP")
         cases.append(row)
-        flat.append({k2: v for k2, v in row.items() if k2 != "attributions"} |
+        flat.append({k2: v for k2, v in row.items() if k2 not in ("attributions", "waterfall")} |
                     {f"shap:{g}": a for g, a in zip(groups, attributions)})
     mean_rows = [{"group": groups[i], **{f"mean_abs:{o}": float(mean_abs[i, j]) for j, o in enumerate(outputs)}}
                  for i in order]
@@ -216,10 +222,49 @@ def shap_summary(result, case_label):
     return data, {"shap_mean": pd.DataFrame(mean_rows), "shap_cases": pd.DataFrame(flat)}
 
 
+def tree_summary(result, learner, clinical, top_k=12):
+    """Beeswarm(s) of one tree learner's TreeExplainer SHAP on held-out rows: the positive class when
+    binary, one panel per class otherwise. result: ``trees.tree_shap``'s dict, or None."""
+    if result is None:
+        return None, {}
+    space = result["space"]
+    panels, flat = [], []
+    for output in result["outputs"]:
+        rows = beeswarm_rows(result, output, clinical, top_k)
+        what = f"log-odds of {output}" if space == "log-odds" else f"P({output})"
+        panels.append(plots.beeswarm_svg(rows, f"{learner}: SHAP on {what}, held-out cases",
+                                         f"SHAP value ({what})"))
+        flat += [{"output": output, "feature": r["name"], "mean_abs_shap": float(np.abs(r["shap"]).mean())}
+                 for r in rows]
+    data = {"learner": learner, "space": space, "panels": panels, "n_rows": int(len(result["Z"])),
+            "top_k": top_k, "additivity": result["additivity"]}
+    return data, {"tree_shap": pd.DataFrame(flat)}
+
+
+def occlusion_summary(maps, case_label):
+    """Occlusion maps from the `explain` stage: one panel per (case, modality).
+
+    maps: [{"case_id", "modality", "y_true", "predicted", "output", "baseline", "image" (uint8 2-D),
+    "drops" (grid x grid)}] in the order the cases were chosen.
+    """
+    panels, flat = [], []
+    for m in maps:
+        case = case_label(m["case_id"])
+        drops = np.asarray(m["drops"], float)
+        title = f"{case}, {m['modality']}"
+        subtitle = [f"true {m['y_true']}, predicted {m['predicted']}", f"P({m['output']}) = {m['baseline']:.3f}"]
+        panels.append(plots.occlusion_svg(m["image"], drops, title, subtitle))
+        flat.append({"case": case, "modality": m["modality"], "y_true": m["y_true"], "predicted": m["predicted"],
+                     "output": m["output"], "baseline": m["baseline"], "max_drop": float(np.nanmax(drops)),
+                     "min_drop": float(np.nanmin(drops))})
+    return panels, pd.DataFrame(flat)
+
+
 def provenance(meta, metrics, study_config, study_path):
     """Config, versions, seed, weights identities, fingerprints, and the commands that reproduce the run."""
     study = str(study_path) if study_path else "<study.yaml>"
-    commands = [f"python run_pipeline.py {stage} -c {study}" for stage in ("extract", "fuse", "fit", "report")]
+    commands = [f"python run_pipeline.py {stage} -c {study}"
+                for stage in ("extract", "fuse", "fit", "explain", "report")]
     weights = [{"block": b, "weights": i.get("weights"), "identity": i.get("weights_identity"),
                 "fallback": bool(i.get("weights_fallback")), "fingerprint": i.get("fingerprint")}
                for b, i in meta.get("blocks", {}).items()]

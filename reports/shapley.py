@@ -85,3 +85,20 @@ def grouped_shapley(predict, X, background, groups, n_permutations=16, random_st
     fx = np.asarray(predict(X), float)
     method = "exact" if exact else f"{2 * max(1, n_permutations // 2)} antithetic permutations"
     return np.stack(phis), np.asarray(base), fx, method
+
+
+def waterfall_steps(base, attributions, names, max_rows=12):
+    """One case's attributions as a waterfall, bottom to top: from E[f] through each group (smallest
+    |attribution| first, so the largest sits next to f(x)) to f(x). Beyond ``max_rows`` the smallest
+    are merged into one "N other groups" step. Returns [{"label", "value", "start", "end"}]."""
+    values = np.asarray(attributions, float)
+    order = list(np.argsort(-np.abs(values), kind="mergesort"))
+    rows = [(str(names[i]), float(values[i])) for i in order]
+    if len(rows) > max_rows:
+        rest = rows[max_rows - 1:]
+        rows = rows[:max_rows - 1] + [(f"{len(rest)} other groups", sum(v for _, v in rest))]
+    steps, level = [], float(base)
+    for label, value in reversed(rows):
+        steps.append({"label": label, "value": value, "start": level, "end": level + value})
+        level += value
+    return steps

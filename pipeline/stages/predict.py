@@ -33,13 +33,20 @@ def study_record(run_dir):
 
 def _run_study(run_dir, manifest_path):
     """The run's study, pointed at the new manifest, with the weights the run really used."""
+    return recorded_study(run_dir, Path(manifest_path).resolve(), Path(run_dir).resolve() / "predict")
+
+
+def recorded_study(run_dir, manifest_path=None, output=None):
+    """The study fit recorded, with the weights the run really used (a fallback to seeded random
+    weights included), optionally pointed at another manifest and output folder."""
     record = study_record(run_dir)
     if not record.is_file():
         raise StageInputError(f"{run_dir} has no fitted models (missing {record})",
                               hint="Run fit first, or pass the run folder that holds models/.")
     raw = json.loads(record.read_text(encoding="utf-8"))
-    raw["manifest"] = str(Path(manifest_path).resolve())
-    raw["output"] = str(Path(run_dir).resolve() / "predict")
+    if manifest_path is not None:
+        raw["manifest"] = str(manifest_path)
+    raw["output"] = str(output if output is not None else Path(run_dir).resolve())
     backbones = []
     for entry in raw["extract"]["backbones"]:
         entry = dict(entry)

@@ -24,19 +24,21 @@ import pandas as pd
 from pipeline import artifacts
 from pipeline.design_store import read_design
 from pipeline.errors import StageInputError
+from pipeline.stages.explain import read_occlusion, settings as occlusion_settings
 from reports import sections
+from reports.cases import MAX_MISTAKES, SHAP_CASES, complete_cases, explained_cases
 from reports.html import render_report
 from reports.shapley import grouped_shapley
+from reports.trees import TREE_LEARNERS, tree_shap
 
 log = logging.getLogger(__name__)
 STAGE_VERSION = 1
 SHAP_BACKGROUND = 20
-SHAP_CASES = 8
-SHAP_MISTAKES = 4
+TREE_ROWS = 300     # held-out rows through TreeExplainer, at most
 
 
 def reports_dir(run_dir):
-    return artifacts.models_dir(run_dir).parent / "reports"
+    return artifacts.reports_dir(run_dir)
 
 
 def _read_fit_outputs(run_dir):
@@ -95,35 +97,62 @@ def _stack_shap(run_dir, design, holdout, seed):
             out[c] = pd.Series([codes[c][int(v)] if np.isfinite(v) else np.nan for v in values], dtype=object)
         return model.predict_proba(out)
 
-    indicators = info["layout"].get("indicators", [])
-    complete = (frame[indicators].fillna(1) == 0).all(axis=1).to_numpy() if indicators else np.ones(len(frame), bool)
+    complete = complete_cases(frame, info["layout"].get("indicators", []))
     rng = np.random.default_rng(seed)
-    train = np.flatnonzero(~design.is_test & complete)
+    train = np.flatnonzero(~design.is_test & frame.index.isin(complete))
     if len(train) == 0:
         return None
     background = encoded.iloc[np.sort(rng.choice(train, min(SHAP_BACKGROUND, len(train)), replace=False))]
-    part = holdout[holdout.learner == "stack"].set_index("case_id")
-    part = part[part.index.isin(frame.index[complete])]
-    if part.empty:
+    chosen = explained_cases(holdout, classes, positive, complete, SHAP_CASES, MAX_MISTAKES)
+    if chosen.empty:
         return None
-    proba = part[[f"proba:{c}" for c in classes]].to_numpy(float)
-    predicted = np.asarray(classes)[proba.argmax(1)]
-    confidence = proba.max(1)
-    wrong = predicted != part.y_true.to_numpy()
-    order = np.argsort(-confidence, kind="mergesort")
-    chosen = [i for i in order if wrong[i]][:SHAP_MISTAKES]
-    chosen += [i for i in order if i not in chosen][:SHAP_CASES - len(chosen)]
-    cases = part.index[chosen]
+    cases = chosen.index
     names, groups = _player_groups(info["layout"], columns)
     phi, base, fx, method = grouped_shapley(predict, encoded.loc[cases].to_numpy(), background.to_numpy(),
                                             groups, random_state=seed)
     outputs = [positive] if len(classes) == 2 else list(classes)
     keep = [classes.index(o) for o in outputs]
     return {"groups": names, "outputs": outputs, "phi": phi[:, :, keep], "base": base[keep], "fx": fx[:, keep],
-            "cases": list(cases), "y_true": part.y_true.to_numpy()[chosen].tolist(),
-            "predicted": predicted[chosen].tolist(), "mistake": wrong[chosen].tolist(),
-            "explained_output": [positive] * len(chosen) if len(classes) == 2 else predicted[chosen].tolist(),
+            "cases": list(cases), "y_true": chosen.y_true.tolist(), "predicted": chosen.predicted.tolist(),
+            "mistake": chosen.mistake.tolist(), "explained_output": chosen.output.tolist(),
             "method": method, "n_background": len(background)}
+
+
+def _tree_shap(run_dir, design, seed, positive):
+    """TreeExplainer SHAP of the first saved tree learner (xgb, rf, et) on held-out rows; (None, None)
+    when the run saved none of them."""
+    folder = artifacts.models_dir(run_dir)
+    learner = next((n for n in TREE_LEARNERS if artifacts.model_file(run_dir, n).is_file()), None)
+    if learner is None:
+        return None, None
+    model = joblib.load(artifacts.model_file(run_dir, learner))
+    info = json.loads((folder / f"{learner}.json").read_text())
+    X = design.frame.loc[design.is_test, info["columns"]]
+    if len(X) > TREE_ROWS:
+        X = X.iloc[np.sort(np.random.default_rng(seed).choice(len(X), TREE_ROWS, replace=False))]
+    classes = list(model.classes_)
+    result = tree_shap(model, X, classes, only=positive if len(classes) == 2 else None)
+    if result["additivity"] > 1e-4:
+        log.warning("report: %s TreeExplainer values miss the model output by %.2g", learner, result["additivity"])
+    return learner, result
+
+
+def _occlusion(study, design, metrics, label):
+    """The explain stage's maps when they match this run, else what to run to get them."""
+    command = f"python run_pipeline.py explain -c {study.path or '<study.yaml>'}"
+    found = read_occlusion(study.run_dir)
+    if found is None:
+        return {"status": "missing", "command": command, "panels": []}, None
+    meta, maps = found
+    if (meta.get("fit_fingerprint") != metrics.get("fingerprint")
+            or meta.get("design_fingerprint") != design.meta.get("fingerprint")
+            or meta.get("settings") != occlusion_settings(study)):
+        return {"status": "stale", "command": command, "panels": []}, None
+    panels, table = sections.occlusion_summary(maps, label)
+    return {"status": "ok", "command": command, "panels": panels, "grid": meta["settings"]["grid"],
+            "n_cases": len(meta["cases"]),
+            "fill": meta["settings"]["fill"],
+            "backbones": sorted({b for m in maps for b in m["backbones"]})}, table
 
 
 def build_page(study, design, metrics, cv, holdout, hide_case_ids=False, shap=True):
@@ -142,13 +171,27 @@ def build_page(study, design, metrics, cv, holdout, hide_case_ids=False, shap=Tr
         result = _stack_shap(study.run_dir, design, holdout, study.seed) if shap else None
     shap_data, more = sections.shap_summary(result, label)
     tables.update(more)
+    report = study.config.get("report") or {}
+    trees = None
+    if shap:
+        classes = metrics["classes"]
+        positive = metrics["positive"] if metrics["positive"] is not None else classes[-1]
+        learner, tree_result = _tree_shap(study.run_dir, design, study.seed, positive)
+        trees, more = sections.tree_summary(tree_result, learner, design.layout["clinical"],
+                                            report.get("tree_top_k", 12))
+        tables.update(more)
     log.info("report: SHAP in %.1f s", time.perf_counter() - started)
+    occlusion, table = _occlusion(study, design, metrics, label)
+    if table is not None:
+        tables["occlusion"] = table
     provenance, more = sections.provenance(design.meta, metrics, study.config, study.path)
     tables.update(more)
     page = {"title": f"BreastFuse report: {study.config.get('study', 'study')}",
             "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "summary": summary, "comparison": comparison, "curves": curves, "significance": significance,
-            "ablation": ablation, "embeddings": embeddings, "shap": shap_data, "provenance": provenance}
+            "ablation": ablation, "embeddings": embeddings, "shap": shap_data, "trees": trees,
+            "trees_skipped": "turned off" if not shap else "no tree learner (xgb, rf, et) was saved in this run",
+            "occlusion": occlusion, "provenance": provenance}
     return page, tables
 
 
