@@ -18,12 +18,18 @@ def _colour(i):
     return PALETTE[i % len(PALETTE)]
 
 
+def _svg_head(width, height, title, title_x=None, attrs="", title_y=14):
+    """The opening of a chart: the svg element (with extra attributes), its title and a heading."""
+    title_x = width / 2 if title_x is None else title_x
+    return [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+            f'font-family="sans-serif" font-size="11"{attrs}>',
+            f'<title>{escape(title)}</title>',
+            f'<text x="{title_x}" y="{title_y}" text-anchor="middle" font-weight="bold">{escape(title)}</text>']
+
+
 def _frame(title, xlabel, ylabel, width=W, height=H):
     pw, ph = width - LEFT - RIGHT, height - TOP - BOTTOM
-    parts = [f'<svg width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" role="img" font-family="sans-serif" font-size="11">',
-             f'<title>{escape(title)}</title>',
-             f'<text x="{LEFT + pw / 2}" y="14" text-anchor="middle" font-weight="bold">{escape(title)}</text>',
+    parts = _svg_head(width, height, title, LEFT + pw / 2) + [
              f'<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>',
              f'<text x="{LEFT + pw / 2}" y="{height - 6}" text-anchor="middle">{escape(xlabel)}</text>',
              f'<text transform="translate(12,{TOP + ph / 2}) rotate(-90)" text-anchor="middle">'
@@ -95,10 +101,7 @@ def bar_chart(labels, values, title, ylabel, lows=None, highs=None, horizontal=F
         width, row = 560, 20
         height = TOP + BOTTOM + row * len(labels)
         left, pw = 200, 560 - 200 - 70
-        parts = [f'<svg width="{width}" height="{height}" '
-                 f'viewBox="0 0 {width} {height}" role="img" font-family="sans-serif" font-size="11">',
-                 f'<title>{escape(title)}</title>',
-                 f'<text x="{width / 2}" y="14" text-anchor="middle" font-weight="bold">{escape(title)}</text>',
+        parts = _svg_head(width, height, title) + [
                  f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle">{escape(ylabel)}</text>']
         for i, (label, v) in enumerate(zip(labels, values)):
             y = TOP + i * row
@@ -139,10 +142,7 @@ def confusion_svg(matrix, classes, title):
     cell, left, top = 44, 90, 50
     width, height = left + cell * k + 10, top + cell * k + 10
     peak = max(1, max(max(r) for r in matrix))
-    parts = [f'<svg width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" role="img" font-family="sans-serif" font-size="11">',
-             f'<title>{escape(title)}</title>',
-             f'<text x="{width / 2}" y="12" font-weight="bold" text-anchor="middle">{escape(title)}</text>',
+    parts = _svg_head(width, height, title, title_y=12) + [
              f'<text x="{left + cell * k / 2}" y="26" text-anchor="middle">predicted</text>']
     for j, c in enumerate(classes):
         parts.append(f'<text x="{left + j * cell + cell / 2}" y="{top - 6}" text-anchor="middle">{escape(str(c)[:8])}</text>')
@@ -178,10 +178,7 @@ def waterfall_svg(steps, base, fx, title, xlabel):
         return left + (v - lo) / (hi - lo) * pw
 
     bottom = TOP + 20 + row * len(steps)
-    parts = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-             f'font-family="sans-serif" font-size="11" class="waterfall" data-base="{base!r}" data-fx="{fx!r}">',
-             f'<title>{escape(title)}</title>',
-             f'<text x="{width / 2}" y="14" text-anchor="middle" font-weight="bold">{escape(title)}</text>',
+    parts = _svg_head(width, height, title, attrs=f' class="waterfall" data-base="{base!r}" data-fx="{fx!r}"') + [
              f'<line x1="{px(fx):.1f}" y1="{TOP + 6}" x2="{px(fx):.1f}" y2="{TOP + 20}" stroke="#555"/>',
              f'<text x="{px(fx):.1f}" y="{TOP + 2}" text-anchor="middle">f(x) = {fx:.3f}</text>',
              f'<line x1="{left}" y1="{bottom}" x2="{left + pw}" y2="{bottom}" stroke="#999"/>',
@@ -238,10 +235,7 @@ def beeswarm_svg(rows, title, xlabel):
         return left + (v - lo) / (hi - lo) * pw
 
     bottom = TOP + 10 + row * len(rows)
-    parts = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-             f'font-family="sans-serif" font-size="11" class="beeswarm">',
-             f'<title>{escape(title)}</title>',
-             f'<text x="{width / 2}" y="14" text-anchor="middle" font-weight="bold">{escape(title)}</text>',
+    parts = _svg_head(width, height, title, attrs=' class="beeswarm"') + [
              f'<line x1="{px(0):.1f}" y1="{TOP + 6}" x2="{px(0):.1f}" y2="{bottom}" stroke="#bbb"/>',
              f'<line x1="{left}" y1="{bottom}" x2="{left + pw}" y2="{bottom}" stroke="#999"/>',
              f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle">{escape(xlabel)}</text>']
