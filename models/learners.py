@@ -18,7 +18,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import LabelEncoder
 from sklearn.svm import SVC
 from sklearn.utils.class_weight import compute_sample_weight
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _num_samples, check_is_fitted
 from xgboost import XGBClassifier
 
 from .balancing import BALANCING, make_sampler
@@ -68,10 +68,34 @@ def _build(cls, name, defaults, params):
     return cls(**{**defaults, **params})
 
 
+class CappedKNeighbors(KNeighborsClassifier):
+    """kNN that still fits when a fold has fewer rows than k (the stack's inner folds of a small
+    study): there k is the number of rows, and ``notes_`` says so. Parameters are kNN's own, so
+    tuning and settings address them as usual."""
+
+    def fit(self, X, y):
+        n = _num_samples(X)
+        self.notes_ = []
+        self.capped_ = None
+        if self.n_neighbors <= n:
+            return super().fit(X, y)
+        self.notes_.append(f"knn: n_neighbors={self.n_neighbors} exceeds the {n} training rows of a fold; "
+                           f"used {n} there")
+        self.capped_ = KNeighborsClassifier(**{**self.get_params(), "n_neighbors": n}).fit(X, y)
+        self.classes_ = self.capped_.classes_
+        return self
+
+    def predict_proba(self, X):
+        return super().predict_proba(X) if self.capped_ is None else self.capped_.predict_proba(X)
+
+    def predict(self, X):
+        return super().predict(X) if self.capped_ is None else self.capped_.predict(X)
+
+
 def _knn(params, random_state, balanced):
     if balanced:
         log.info("knn has no class weights; with balancing='class-weight' it is unweighted")
-    return _build(KNeighborsClassifier, "knn", {"n_neighbors": 7, "weights": "distance"}, params)
+    return _build(CappedKNeighbors, "knn", {"n_neighbors": 7, "weights": "distance"}, params)
 
 
 def _svm(params, random_state, balanced):

@@ -30,12 +30,16 @@ Stages (each reads the study file and the artifacts of the stages before it):
             them; <run>/reports/occlusion.npz, shown by report)
   report    one self-contained HTML page comparing the classifiers (<run>/reports/report.html)
   predict   new cases through the run's extractors and saved models, to probabilities
+  run       every stage above in order (extract, fuse, fit, explain, report), each cached
   demo      make a small synthetic study and run every stage that exists on it
   import    turn a public dataset's official layout (BUSI, mini-MIAS, Mini-DDSM, CBIS-DDSM), a
             class-per-folder tree or a clinical table + images into manifest.csv + study.yaml
 
-A typical run:  run_pipeline.py extract -c study.yaml && run_pipeline.py fuse -c study.yaml &&
-                run_pipeline.py fit -c study.yaml && run_pipeline.py report -c study.yaml
+A typical run:  run_pipeline.py run -c study.yaml      (or the stages one by one:
+                run_pipeline.py extract -c study.yaml && run_pipeline.py fuse -c study.yaml &&
+                run_pipeline.py fit -c study.yaml && run_pipeline.py report -c study.yaml)
+From a public dataset:  run_pipeline.py import busi ~/Dataset_BUSI_with_GT --out studies/busi &&
+                        run_pipeline.py run -c studies/busi/study.yaml
 """
 
 EXTRACT_HELP = """\
@@ -174,6 +178,18 @@ def build_parser():
                    help="show cases as 'case 1..n' (also report.hide_case_ids in the study file)")
     p.add_argument("--no-shap", action="store_true", help="skip the SHAP section (faster)")
 
+    p = sub.add_parser("run", help="every stage in order: extract, fuse, fit, explain, report",
+                       description="Run extract, fuse, fit, explain and report on one study file, as the "
+                                   "commands one by one would. Each stage keeps its cache, so a second run "
+                                   "redoes only what changed (--force redoes all). Ends with the classifier "
+                                   "comparison and the path of the report to open.")
+    _add_study_flags(p)
+    _add_extract_flags(p)
+    p.add_argument("--n-jobs", type=int, help="parallel fits (default 2)")
+    p.add_argument("--no-explain", action="store_true",
+                   help="skip the occlusion maps (the slowest part after extract; the report says how to add them)")
+    p.add_argument("--no-shap", action="store_true", help="skip the report's SHAP section (faster)")
+
     p = sub.add_parser("predict", help="probabilities for new cases from a fitted run",
                        description="Embed the new manifest's images with the run's own backbones, weights "
                                    "and preprocessing (reusing cached embeddings), apply a saved model, and "
@@ -306,6 +322,19 @@ def cmd_report(args):
     return 0
 
 
+def cmd_run(args):
+    from pipeline.runner import run_all_stages  # noqa: PLC0415
+
+    if args.n_jobs is not None:
+        args.overrides.append(f"fit.n_jobs={args.n_jobs}")
+    study, manifest = _study_and_manifest(args, extract_flags=True)
+    done = run_all_stages(study, manifest, force=args.force, show_progress=not args.no_progress,
+                          explain=not args.no_explain, shap=not args.no_shap)
+    print(format_metrics_table(done.metrics))
+    print(f"run: artifacts in {study.run_dir}; open {done.report} in a browser")
+    return 0
+
+
 def cmd_predict(args):
     from pipeline.stages.predict import run_predict  # noqa: PLC0415
 
@@ -333,7 +362,7 @@ def cmd_import(args):
 
 
 COMMANDS = {"extract": cmd_extract, "fuse": cmd_fuse, "fit": cmd_fit, "explain": cmd_explain, "report": cmd_report,
-            "predict": cmd_predict,
+            "run": cmd_run, "predict": cmd_predict,
             "import": cmd_import,
             "demo": cmd_demo}
 

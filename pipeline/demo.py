@@ -43,11 +43,7 @@ def _make_data(out, cases, seed):
 def run_demo(args, overrides):
     from pipeline.cli import format_metrics_table  # noqa: PLC0415
     from pipeline.manifest import load_manifest  # noqa: PLC0415
-    from pipeline.stages.explain import run_explain  # noqa: PLC0415
-    from pipeline.stages.extract import run_extract  # noqa: PLC0415
-    from pipeline.stages.fit import run_fit  # noqa: PLC0415
-    from pipeline.stages.fuse import run_fuse  # noqa: PLC0415
-    from pipeline.stages.report import run_report  # noqa: PLC0415
+    from pipeline.runner import run_all_stages  # noqa: PLC0415
 
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -57,12 +53,8 @@ def run_demo(args, overrides):
     dump_study(raw, study_file)
     study = validate(raw, out, path=study_file)
     manifest = load_manifest(study)
-    progress = not args.no_progress
-    report = run_extract(study, manifest, force=args.force, show_progress=progress)
-    design = run_fuse(study, manifest, force=args.force)
-    metrics = run_fit(study, design, force=args.force, show_progress=progress)
-    run_explain(study, manifest, force=args.force, show_progress=progress)
-    page = run_report(study)
+    done = run_all_stages(study, manifest, force=args.force, show_progress=not args.no_progress)
+    report, design, metrics, page = done.extract, done.design, done.metrics, done.report
     print(f"demo: synthetic study in {out / 'data'} (NOT real patients)")
     print(f"demo: extract wrote {len(report.files)} embedding file(s) under {out / 'features'}")
     print(f"demo: fuse: {design.meta['summary']['n_train']} training / {design.meta['summary']['n_test']} "

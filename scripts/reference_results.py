@@ -28,6 +28,7 @@ from pipeline.config import load_study  # noqa: E402
 from pipeline.errors import USER_ERRORS  # noqa: E402
 from pipeline.fingerprint import library_versions  # noqa: E402
 from pipeline.manifest import load_manifest  # noqa: E402
+from pipeline.runner import run_all_stages  # noqa: E402
 
 STUDIES = {
     "busi": "BUSI, normal / benign / malignant (3 classes)",
@@ -59,21 +60,12 @@ def _study(name, weights, out_root, seed):
 
 
 def run_study(name, weights, out_root, seed, cache_dirs, report):
-    """extract → fuse → fit (→ report) for one example study; returns (metrics, design meta, seconds)."""
-    from pipeline.stages.extract import run_extract  # noqa: PLC0415  (TensorFlow only when embedding)
-    from pipeline.stages.fit import run_fit  # noqa: PLC0415
-    from pipeline.stages.fuse import run_fuse  # noqa: PLC0415
-    from pipeline.stages.report import run_report  # noqa: PLC0415
-
+    """Every stage of one example study; returns (study, metrics, design meta, seconds)."""
     study = _study(name, weights, out_root, seed)
     manifest = load_manifest(study)
     started = time.perf_counter()
-    run_extract(study, manifest, show_progress=True, cache_dirs=cache_dirs)
-    design = run_fuse(study, manifest)
-    metrics = run_fit(study, design, show_progress=True)
-    if report:
-        run_report(study, shap=False)
-    return study, metrics, design.meta, time.perf_counter() - started
+    done = run_all_stages(study, manifest, cache_dirs=cache_dirs, explain=report, report=report)
+    return study, done.metrics, done.design.meta, time.perf_counter() - started
 
 
 def _fmt(value):
@@ -202,7 +194,8 @@ def main(argv=None):
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "reference", help="run folders (default runs/reference)")
     ap.add_argument("--page", type=Path, default=REPO / "docs" / "results.md", help="the page to write")
     ap.add_argument("--seed", type=int, help="override the configs' seed")
-    ap.add_argument("--no-report", action="store_true", help="skip the HTML report of each study")
+    ap.add_argument("--no-report", action="store_true",
+                    help="skip the occlusion maps and the HTML report of each study (the page needs neither)")
     args = ap.parse_args(argv)
     names = [n.strip() for n in args.studies.split(",") if n.strip()]
     unknown = [n for n in names if n not in STUDIES]

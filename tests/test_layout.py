@@ -43,7 +43,7 @@ def _modules_after(args, cwd=REPO):
     return out.stdout.strip().splitlines()[-1], out
 
 
-@pytest.mark.parametrize("args", [["--help"], ["extract", "--help"], ["demo", "--help"], ["import", "--help"],
+@pytest.mark.parametrize("args", [["--help"], ["extract", "--help"], ["demo", "--help"], ["import", "--help"], ["run", "--help"],
                                   ["explain", "--help"]])
 def test_help_does_not_import_tensorflow(args):
     assert _modules_after(args)[0] == "NO-TF"

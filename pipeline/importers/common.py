@@ -208,10 +208,8 @@ def summary_lines(result, frame, out_dir, full=False):
         lines.append(f"    ... and {len(result.excluded) - len(shown)} more")
     if frame["label"].nunique() < 2:
         lines.append("  WARNING: fewer than two classes; the stages need at least two.")
-    lines += ["next (review study.yaml first):",
-              f"  python run_pipeline.py extract -c {study_file}",
-              f"  python run_pipeline.py fuse -c {study_file} && python run_pipeline.py fit -c {study_file}"
-              f" && python run_pipeline.py report -c {study_file}"]
+    lines += ["next (review study.yaml first): every stage, extract to report:",
+              f"  python run_pipeline.py run -c {study_file}"]
     return lines
 
 

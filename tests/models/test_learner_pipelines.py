@@ -96,3 +96,15 @@ def test_fitted_pipeline_names_the_features_the_model_sees(design):
     assert names[:2] == ["mammo/cnn:pc1", "mammo/cnn:pc2"]
     assert names[-4:] == ["density=0", "density=1", "density=2", "density=3"]
     assert len(names) == est.named_steps["model"].n_features_in_
+
+
+def test_knn_with_more_neighbours_than_rows_uses_every_row_and_says_so():
+    from models.learners import CappedKNeighbors
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(5, 3)), np.array(["a", "b", "a", "b", "a"])
+    small = CappedKNeighbors(n_neighbors=7, weights="distance").fit(X, y)
+    assert "exceeds the 5 training rows" in small.notes_[0] and small.get_params()["n_neighbors"] == 7
+    same = CappedKNeighbors(n_neighbors=5, weights="distance").fit(X, y)
+    assert same.notes_ == []
+    np.testing.assert_allclose(small.predict_proba(X[:2] + 0.1), same.predict_proba(X[:2] + 0.1))

@@ -79,3 +79,23 @@ def test_unknown_learner_is_a_config_error(tmp_path):
         assert "randomforest" in str(exc) and "svn" in str(exc) and "knn" in str(exc)
     else:
         raise AssertionError("no error for unknown learners")
+
+
+def test_run_does_every_stage_then_redoes_nothing(tmp_path):
+    fit = {"learners": ["lr", "knn"], "stack_base": ["lr", "knn"], "ablations": [], "n_boot": 100,
+           "n_jobs": 1, "pca_components": 3}
+    study = make_study(tmp_path, n=80, backbones=("handcrafted",),   # enough for the stack's inner folds
+                       extra={"fuse": {"n_folds": 2, "test_size": 0.25}, "fit": fit,
+                              "report": {"occlusion_grid": 2, "occlusion_cases": 1}})
+    out = _run("run", "-c", str(study), "--no-shap")
+    assert out.returncode == 0, out.stderr
+    run = tmp_path / "run"
+    made = [run / "features/ultrasound/handcrafted.h5", run / "fused/design.json", run / "models/stack.joblib",
+            run / "reports/occlusion.npz", run / "reports/report.html"]
+    assert all(p.is_file() for p in made), [p for p in made if not p.is_file()]
+    assert "stack" in out.stdout and str(run / "reports/report.html") in out.stdout
+    stamps = {p: p.stat().st_mtime_ns for p in made[:4]}
+    again = _run("run", "-c", str(study), "--no-shap")
+    assert again.returncode == 0, again.stderr
+    assert {p: p.stat().st_mtime_ns for p in made[:4]} == stamps      # every cached stage skipped
+    assert "unchanged (fingerprint matches)" in again.stderr

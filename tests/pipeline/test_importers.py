@@ -337,7 +337,7 @@ def test_cli_import_busi_then_a_bad_source_exits_2_without_traceback(tmp_path, s
     out = _cli("import", "busi", str(src), "--out", str(tmp_path / "out"))
     assert out.returncode == 0, out.stderr
     assert "label: benign 3, malignant 3, normal 2" in out.stdout
-    assert f"run_pipeline.py extract -c {tmp_path / 'out' / 'study.yaml'}" in out.stdout
+    assert f"run_pipeline.py run -c {tmp_path / 'out' / 'study.yaml'}" in out.stdout
     assert yaml.safe_load((tmp_path / "out" / "study.yaml").read_text())["manifest"] == "manifest.csv"
     bad = _cli("import", "busi", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out2"))
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
