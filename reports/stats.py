@@ -204,9 +204,18 @@ def leak_warnings(clinical, y, kinds, auc_limit=0.95, purity_limit=0.98, min_cla
 
 
 def weights_fallback_banner(blocks):
-    """A banner when any block was embedded with random weights instead of the requested ones."""
+    """A banner when any CNN block was embedded with random weights: instead of the requested ones
+    (the demo's fallback), or because the study asked for them (tests, offline baselines)."""
     fell = [name for name, info in blocks.items() if info.get("weights_fallback")]
-    if not fell:
+    asked = [name for name, info in blocks.items()
+             if info.get("weights") == "random" and not info.get("weights_fallback")]
+    lines = []
+    if fell:
+        lines.append(f"Weights fallback: {len(fell)} block(s) used random weights instead of the requested "
+                     f"pretrained weights ({', '.join(fell)}).")
+    if asked:
+        lines.append(f"Random weights: {len(asked)} block(s) were embedded with seeded random weights, as the "
+                     f"study file asked ({', '.join(asked)}).")
+    if not lines:
         return None
-    return (f"Weights fallback: {len(fell)} block(s) used random weights instead of the requested "
-            f"pretrained weights ({', '.join(fell)}). Their results do not reflect ImageNet features.")
+    return " ".join(lines) + " Their results do not reflect ImageNet features."

@@ -89,3 +89,9 @@ def test_leak_warnings_flag_a_giveaway_column_and_a_tiny_class():
 def test_weights_fallback_banner_names_the_blocks():
     assert weights_fallback_banner({"us/vgg16": {"weights_fallback": False}}) is None
     assert "us/resnet50" in weights_fallback_banner({"us/resnet50": {"weights_fallback": True}})
+
+
+def test_random_weights_asked_for_get_a_banner_too():
+    banner = weights_fallback_banner({"us/vgg16": {"weights": "random", "weights_fallback": False},
+                                      "us/handcrafted": {"weights": "none", "weights_fallback": False}})
+    assert "us/vgg16" in banner and "as the study file asked" in banner and "handcrafted" not in banner
