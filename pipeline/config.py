@@ -387,3 +387,35 @@ def load_study(path, overrides=()):
 def dump_study(raw, path):
     """Write a study file (used by the demo and importers)."""
     Path(path).write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+
+
+def _leaves(node, prefix=()):
+    if isinstance(node, dict) and node:
+        for key, value in node.items():
+            yield from _leaves(value, (*prefix, str(key)))
+    else:
+        yield prefix, node
+
+
+def override_flags(file_config, effective_config, base_dir):
+    """The `--set KEY=VALUE` flags that turn a study file's config into the effective one (what a
+    run really used after command-line flags), so a report can print commands that reproduce it.
+
+    Both are validated configs (defaults filled); ``manifest`` and ``output`` are compared as paths
+    resolved against ``base_dir`` (the study file's folder).
+    """
+    base = dict(_leaves(file_config))
+    flags = []
+    for keys, value in _leaves(effective_config):
+        before = base.get(keys)
+        if keys in (("manifest",), ("output",)):
+            same = before is not None and value is not None and \
+                (Path(base_dir) / before).resolve() == (Path(base_dir) / value).resolve()
+            value = str((Path(base_dir) / value).resolve()) if value is not None else value
+        else:
+            same = before == value
+        if not same:
+            text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()
+            text = text[:-4].rstrip() if text.endswith("\n...") else text.removesuffix("...").strip()
+            flags.append(f"{'.'.join(keys)}={text}")
+    return flags

@@ -65,6 +65,6 @@ def run_demo(args, overrides):
         print("demo: WARNING: ImageNet weights were not available; these embeddings come from SEEDED "
               "RANDOM weights (" + ", ".join(sorted({f.split('/')[1] for f in report.fallback})) + "). "
               "Put the Keras weight files in ~/.keras/models or pass --weights to use real ones.")
-    print(f"demo: re-run a stage with: python run_pipeline.py {{extract,fuse,fit,explain,report}} "
-          f"--config {study_file}")
+    print(f"demo: re-run with: python run_pipeline.py run --config {study_file}  (or one stage: "
+          f"extract, fuse, fit, explain, report)")
     return 0

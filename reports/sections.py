@@ -4,6 +4,8 @@ Inputs are what the stages wrote, already loaded (dicts and frames); nothing is 
 """
 from __future__ import annotations
 
+import shlex
+
 import numpy as np
 import pandas as pd
 
@@ -260,10 +262,13 @@ def occlusion_summary(maps, case_label):
     return panels, pd.DataFrame(flat)
 
 
-def provenance(meta, metrics, study_config, study_path):
-    """Config, versions, seed, weights identities, fingerprints, and the commands that reproduce the run."""
-    study = str(study_path) if study_path else "<study.yaml>"
-    commands = [f"python run_pipeline.py {stage} -c {study}"
+def provenance(meta, metrics, study_config, study_path, overrides=()):
+    """Config, versions, seed, weights identities, fingerprints, and the commands that reproduce the run.
+
+    overrides: `KEY=VALUE` settings the run used beyond its study file (command-line flags)."""
+    study = shlex.quote(str(study_path)) if study_path else "<study.yaml>"
+    flags = "".join(f" --set {shlex.quote(o)}" for o in overrides)
+    commands = [f"python run_pipeline.py {stage} -c {study}{flags}"
                 for stage in ("extract", "fuse", "fit", "explain", "report")]
     weights = [{"block": b, "weights": i.get("weights"), "identity": i.get("weights_identity"),
                 "fallback": bool(i.get("weights_fallback")), "fingerprint": i.get("fingerprint")}

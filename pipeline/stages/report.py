@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import joblib
 from threadpoolctl import threadpool_limits
@@ -22,8 +23,9 @@ import numpy as np
 import pandas as pd
 
 from pipeline import artifacts
+from pipeline.config import load_study, override_flags, validate
 from pipeline.design_store import read_design
-from pipeline.errors import StageInputError
+from pipeline.errors import ConfigError, StageInputError
 from pipeline.stages.explain import read_occlusion, settings as occlusion_settings
 from reports import sections
 from reports.cases import MAX_MISTAKES, SHAP_CASES, complete_cases, explained_cases
@@ -184,7 +186,8 @@ def build_page(study, design, metrics, cv, holdout, hide_case_ids=False, shap=Tr
     occlusion, table = _occlusion(study, design, metrics, label)
     if table is not None:
         tables["occlusion"] = table
-    provenance, more = sections.provenance(design.meta, metrics, study.config, study.path)
+    provenance, more = sections.provenance(design.meta, metrics, study.config, study.path,
+                                           _reproduce_flags(study))
     tables.update(more)
     page = {"title": f"BreastFuse report: {study.config.get('study', 'study')}",
             "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -193,6 +196,22 @@ def build_page(study, design, metrics, cv, holdout, hide_case_ids=False, shap=Tr
             "trees_skipped": "turned off" if not shap else "no tree learner (xgb, rf, et) was saved in this run",
             "occlusion": occlusion, "provenance": provenance}
     return page, tables
+
+
+def _reproduce_flags(study):
+    """The `--set` flags that turn the study file into what this run used: fit's record of its config
+    (command-line flags included), with this report's own section."""
+    record = artifacts.models_dir(study.run_dir) / "study.json"
+    if study.path is None or not record.is_file() or not Path(study.path).is_file():
+        return []
+    base = Path(study.path).resolve().parent
+    try:
+        from_file = load_study(study.path).config
+        used = validate(json.loads(record.read_text(encoding="utf-8")), base).config
+    except ConfigError:     # the file changed shape since: show the plain commands and the config below
+        return []
+    used["report"] = study.config["report"]
+    return override_flags(from_file, used, base)
 
 
 def _write_text(path, text):

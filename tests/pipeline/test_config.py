@@ -90,3 +90,19 @@ def test_missing_or_invalid_yaml_file_is_a_clear_error(tmp_path):
     bad.write_text("extract: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_study(bad)
+
+
+def test_override_flags_reproduce_the_effective_config(tmp_path):
+    from pipeline.config import override_flags
+    from study_factory import make_study
+
+    study = make_study(tmp_path, n=2, backbones=("handcrafted", "vgg16"))
+    from_file = load_study(study)
+    used = load_study(study, [(["output"], str(tmp_path / "elsewhere")), (["extract", "weights"], "imagenet"),
+                              (["fit", "learners"], ["lr", "rf"]), (["seed"], 7)])
+    flags = override_flags(from_file.config, used.config, tmp_path)
+    assert sorted(f.split("=")[0] for f in flags) == ["extract.weights", "fit.learners", "output", "seed"]
+    raw = yaml.safe_load(study.read_text())
+    again = validate(apply_overrides(raw, [parse_override(f) for f in flags]), tmp_path)
+    assert again.config == used.config and again.run_dir == used.run_dir
+    assert override_flags(from_file.config, from_file.config, tmp_path) == []
