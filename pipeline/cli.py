@@ -104,7 +104,10 @@ def _add_import_parser(sub):
                    help="csv: images of one modality (repeatable; forms above)")
     p.add_argument("--images-root", type=Path, help="cbis-ddsm: where the images are (default SOURCE)")
     p.add_argument("--dup-hash", action=argparse.BooleanOptionalAction, default=True,
-                   help="busi: hash decoded pixels to find exact duplicates (default on)")
+                   help="busi: find exact and near-duplicate images and group them in dup_group (default on)")
+    p.add_argument("--near-duplicates", type=float, default=0.95, metavar="CORR",
+                   help="busi: thumbnail correlation from which two images count as the same lesion "
+                        "(default 0.95; 1 keeps exact copies only)")
 
 
 def _add_study_flags(p):
@@ -356,7 +359,8 @@ def cmd_import(args):
 
     options = Options(modality=args.modality, table=args.table, id_column=args.id_column,
                       label_column=args.label_column, patient_column=args.patient_column,
-                      images=tuple(args.images), images_root=args.images_root, dup_hash=args.dup_hash)
+                      images=tuple(args.images), images_root=args.images_root, dup_hash=args.dup_hash,
+                      near_duplicates=args.near_duplicates)
     print("\n".join(run_import(args.format, args.source, args.out, options)))
     return 0
 

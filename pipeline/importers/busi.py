@@ -8,7 +8,7 @@ from pipeline.importers.common import (
     ImportResult,
     Problems,
     descend,
-    exact_duplicate_groups,
+    duplicate_groups,
     require_dir,
     starter_study,
 )
@@ -25,8 +25,9 @@ image only for normals) gives the label away. To crop to the lesion, drop the no
 (label: {drop: [normal]}) and set, under modalities.ultrasound:
   mask_column: mask_path
   preprocessing: {kind: ultrasound, roi_crop: true, roi_margin: 0.15}
-dup_group marks pixel-identical images (exact duplicates only; BUSI also has near-duplicates),
-kept within one fold by fuse.group_column."""
+dup_group joins pixel-identical images and near-duplicates (64 x 64 thumbnails correlating >= 0.95:
+re-crops, re-scales, consecutive frames; some cross classes), kept within one fold by
+fuse.group_column; every pair is listed in duplicates.csv. (--near-duplicates sets the threshold.)"""
 
 
 def _scan(folder, label, images, masks, result, problems):
@@ -75,10 +76,13 @@ def import_busi(source, options):
     for row in rows:
         row.setdefault("mask_path", "")
         row.setdefault("extra_mask_paths", [])
+    result.rows = rows
     if options.dup_hash:
-        groups = exact_duplicate_groups(rows, "ultrasound_path", problems)
-        result.info.append(f"exact duplicates (same decoded pixels): {groups} group(s), "
-                           f"{sum(1 for r in rows if r['dup_group'])} image(s) in column dup_group")
+        groups, exact, near = duplicate_groups(result, "ultrasound_path", problems, options.near_duplicates)
+        result.info.append(f"duplicates: {exact} exact and {near} near pair(s) (thumbnail correlation >= "
+                           f"{options.near_duplicates}) in {groups} group(s), "
+                           f"{sum(1 for r in rows if r['dup_group'])} image(s) in column dup_group; "
+                           f"pairs in duplicates.csv")
     else:
         for row in rows:
             row["dup_group"] = ""

@@ -6,15 +6,17 @@ until every problem has been found, so a bad source costs one run to diagnose.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
+from features.duplicates import THUMBNAIL, duplicate_pairs, pixel_digest, thumbnail_signature
+from features.duplicates import duplicate_groups as duplicate_groups_of
 from features.errors import FeaturesError
 from features.imageio import read_gray
 from pipeline.errors import ConfigError, ManifestError
@@ -36,6 +38,7 @@ class Options:
     images: tuple = ()
     images_root: Path | None = None
     dup_hash: bool = True
+    near_duplicates: float = 0.95
 
 
 @dataclass
@@ -50,6 +53,7 @@ class ImportResult:
     comments: str
     excluded: list = field(default_factory=list)  # (item, reason)
     info: list = field(default_factory=list)  # format-specific facts for the summary
+    tables: dict = field(default_factory=dict)  # name -> frame, written as <name>.csv beside the manifest
 
 
 class Problems(list):
@@ -121,30 +125,33 @@ def number_problem(value, column):
     return None
 
 
-def pixel_sha256(path):
-    """SHA-256 of the decoded gray pixels with a shape prefix: equal for re-encoded copies."""
-    gray = read_gray(path)
-    digest = hashlib.sha256(f"{gray.shape[0]}x{gray.shape[1]}:".encode())
-    digest.update(gray.tobytes())
-    return digest.hexdigest()
-
-
-def exact_duplicate_groups(rows, path_column, problems):
-    """Set ``pixel_sha256`` and ``dup_group`` (dupNNN for pixel-identical images) on every row."""
+def duplicate_groups(result, path_column, problems, threshold):
+    """Set ``pixel_sha256`` and ``dup_group`` on every row: dupNNN joins pixel-identical images and
+    near-duplicates (thumbnail correlation >= threshold), transitively; every pair goes to
+    duplicates.csv beside the manifest. Returns (groups, exact pairs, near pairs)."""
+    rows = sorted(result.rows, key=lambda r: r["case_id"])
+    digests, signatures = [], []
     for row in rows:
         try:
-            row["pixel_sha256"] = pixel_sha256(row[path_column])
+            gray = read_gray(row[path_column])
+            digests.append(pixel_digest(gray))
+            signatures.append(thumbnail_signature(gray))
         except FeaturesError as exc:
-            row["pixel_sha256"] = ""
+            digests.append("")
+            signatures.append(np.zeros(THUMBNAIL * THUMBNAIL, np.float32))
             problems.append(str(exc))
-    counts = Counter(r["pixel_sha256"] for r in rows if r["pixel_sha256"])
-    names = {}
-    for row in sorted(rows, key=lambda r: r["case_id"]):
-        digest = row["pixel_sha256"]
-        if counts[digest] > 1:
-            names.setdefault(digest, f"dup{len(names) + 1:03d}")
-        row["dup_group"] = names.get(digest, "")
-    return len(names)
+        row["pixel_sha256"] = digests[-1]
+    pairs = duplicate_pairs(digests, signatures, threshold)
+    groups = duplicate_groups_of(len(rows), pairs)
+    for row, g in zip(rows, groups):
+        row["dup_group"] = f"dup{g + 1:03d}" if g >= 0 else ""
+    result.tables["duplicates"] = pd.DataFrame(
+        [{"case_id_a": rows[i]["case_id"], "case_id_b": rows[j]["case_id"], "label_a": rows[i]["label"],
+          "label_b": rows[j]["label"], "kind": kind, "thumb_corr": round(c, 4), "dup_group": rows[i]["dup_group"]}
+         for i, j, kind, c in pairs],
+        columns=["case_id_a", "case_id_b", "label_a", "label_b", "kind", "thumb_corr", "dup_group"])
+    exact = sum(1 for p in pairs if p[2] == "exact")
+    return int(groups.max() + 1), exact, len(pairs) - exact
 
 
 def joined(values):
@@ -223,6 +230,10 @@ def write_import(result, out_dir):
     os.replace(tmp, out_dir / "manifest.csv")
     header = "".join(f"# {line}".rstrip() + "\n" for line in result.comments.strip().splitlines())
     _atomic_write(out_dir / "study.yaml", header + yaml.safe_dump(result.study, sort_keys=False))
+    for name, table in result.tables.items():
+        tmp = out_dir / f"{name}.csv.tmp"
+        table.to_csv(tmp, index=False)
+        os.replace(tmp, out_dir / f"{name}.csv")
     notes = summary_lines(result, frame, out_dir, full=True)
     _atomic_write(out_dir / NOTES_FILE, "\n".join(notes) + "\n")
     return summary_lines(result, frame, out_dir)

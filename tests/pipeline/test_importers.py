@@ -49,9 +49,10 @@ def _problems(fmt, source, out):
 # --- BUSI ------------------------------------------------------------------------------------
 
 def _busi(root, shared):
-    """Official names: '<class> (N).png' + '_mask.png' (+ '_mask_1.png'); one exact duplicate."""
+    """Official names: '<class> (N).png' + '_mask.png' (+ '_mask_1.png'); one exact duplicate, and
+    benign 1 / benign 318, a real near-duplicate pair of BUSI (thumbnail correlation 0.99)."""
     base = root / "Dataset_BUSI_with_GT"
-    picks = {"benign": [1, 2, 3], "malignant": [1, 2], "normal": [1, 2]}
+    picks = {"benign": [1, 2, 3, 318], "malignant": [1, 2], "normal": [1, 2]}
     for label, numbers in picks.items():
         for n in numbers:
             img = _small(shared, f"busi/images/{label}/{label}_{n:03d}.png")
@@ -64,20 +65,25 @@ def _busi(root, shared):
     return root
 
 
-def test_busi_rows_masks_and_exact_duplicates(tmp_path, shared_data):
+def test_busi_rows_masks_and_exact_and_near_duplicates(tmp_path, shared_data):
     lines, frame, study = _imported(_busi(tmp_path / "src", shared_data), tmp_path / "out", "busi")
-    assert list(frame.index) == ["benign_001", "benign_002", "benign_003", "malignant_001", "malignant_002",
-                                 "malignant_009", "normal_001", "normal_002"]
+    assert list(frame.index) == ["benign_001", "benign_002", "benign_003", "benign_318", "malignant_001",
+                                 "malignant_002", "malignant_009", "normal_001", "normal_002"]
     assert frame.loc["normal_002", "label"] == "normal"
     assert (frame["patient_id"] == frame["case_id"]).all()
     assert frame.loc["benign_001", "mask_path"].endswith("benign (1)_mask.png")
     assert frame.loc["benign_001", "extra_mask_paths"].endswith("benign (1)_mask_1.png")
     groups = frame.loc[frame["dup_group"] != "", "dup_group"]
-    assert groups.to_dict() == {"benign_003": "dup001", "malignant_009": "dup001"}
+    assert groups.to_dict() == {"benign_001": "dup001", "benign_318": "dup001",
+                                "benign_003": "dup002", "malignant_009": "dup002"}
+    pairs = pd.read_csv(tmp_path / "out" / "duplicates.csv")
+    assert sorted(zip(pairs.case_id_a, pairs.case_id_b, pairs.kind)) == [
+        ("benign_001", "benign_318", "near"), ("benign_003", "malignant_009", "exact")]
+    assert pairs.loc[pairs.kind == "near", "thumb_corr"].item() >= 0.95
     assert study.fuse["group_column"] == "dup_group"
     assert study.modalities["ultrasound"].mask_column is None
     assert "all-zero masks" in (tmp_path / "out" / "study.yaml").read_text()
-    assert len(load_manifest(study).frame) == 8
+    assert len(load_manifest(study).frame) == 9
     assert any("Thumbs.db" in line for line in lines) and "  excluded: 1" in "\n".join(lines)
 
 
@@ -336,7 +342,7 @@ def test_cli_import_busi_then_a_bad_source_exits_2_without_traceback(tmp_path, s
     src = _busi(tmp_path / "src", shared_data)
     out = _cli("import", "busi", str(src), "--out", str(tmp_path / "out"))
     assert out.returncode == 0, out.stderr
-    assert "label: benign 3, malignant 3, normal 2" in out.stdout
+    assert "label: benign 4, malignant 3, normal 2" in out.stdout
     assert f"run_pipeline.py run -c {tmp_path / 'out' / 'study.yaml'}" in out.stdout
     assert yaml.safe_load((tmp_path / "out" / "study.yaml").read_text())["manifest"] == "manifest.csv"
     bad = _cli("import", "busi", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out2"))
