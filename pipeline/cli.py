@@ -104,9 +104,9 @@ def _add_import_parser(sub):
                    help="csv: images of one modality (repeatable; forms above)")
     p.add_argument("--images-root", type=Path, help="cbis-ddsm: where the images are (default SOURCE)")
     p.add_argument("--dup-hash", action=argparse.BooleanOptionalAction, default=True,
-                   help="busi: find exact and near-duplicate images and group them in dup_group (default on)")
+                   help="busi, folder: find exact and near-duplicate images and group them in dup_group (default on)")
     p.add_argument("--near-duplicates", type=float, default=0.95, metavar="CORR",
-                   help="busi: thumbnail correlation from which two images count as the same lesion "
+                   help="busi, folder: thumbnail correlation from which two images count as the same lesion "
                         "(default 0.95; 1 keeps exact copies only)")
 
 

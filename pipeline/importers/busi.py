@@ -8,7 +8,7 @@ from pipeline.importers.common import (
     ImportResult,
     Problems,
     descend,
-    duplicate_groups,
+    add_duplicate_groups,
     require_dir,
     starter_study,
 )
@@ -77,16 +77,7 @@ def import_busi(source, options):
         row.setdefault("mask_path", "")
         row.setdefault("extra_mask_paths", [])
     result.rows = rows
-    if options.dup_hash:
-        groups, exact, near = duplicate_groups(result, "ultrasound_path", problems, options.near_duplicates)
-        result.info.append(f"duplicates: {exact} exact and {near} near pair(s) (thumbnail correlation >= "
-                           f"{options.near_duplicates}) in {groups} group(s), "
-                           f"{sum(1 for r in rows if r['dup_group'])} image(s) in column dup_group; "
-                           f"pairs in duplicates.csv")
-    else:
-        for row in rows:
-            row["dup_group"] = ""
-        result.info.append("duplicate check skipped (--no-dup-hash): dup_group is empty")
+    add_duplicate_groups(result, "ultrasound_path", problems, options)
     result.info.append(f"masks: {sum(1 for r in rows if r['mask_path'])} image(s) with a mask, "
                        f"{sum(1 for r in rows if r['extra_mask_paths'])} with more than one")
     problems.raise_if_any(f"BUSI source {root}", "Fix or remove these files and run the import again.")

@@ -125,6 +125,22 @@ def number_problem(value, column):
     return None
 
 
+def add_duplicate_groups(result, path_column, problems, options):
+    """``dup_group`` on every row, kept within one fold by the starter study: images of one lesion
+    saved twice must not be scored against each other (``--no-dup-hash`` skips the check)."""
+    if not options.dup_hash:
+        for row in result.rows:
+            row["dup_group"] = ""
+        result.info.append("duplicate check skipped (--no-dup-hash): dup_group is empty")
+        return
+    groups, exact, near = duplicate_groups(result, path_column, problems, options.near_duplicates)
+    result.study.setdefault("fuse", {})["group_column"] = "dup_group"
+    result.info.append(f"duplicates: {exact} exact and {near} near pair(s) (thumbnail correlation >= "
+                       f"{options.near_duplicates}) in {groups} group(s), "
+                       f"{sum(1 for r in result.rows if r['dup_group'])} image(s) in column dup_group; "
+                       f"pairs in duplicates.csv")
+
+
 def duplicate_groups(result, path_column, problems, threshold):
     """Set ``pixel_sha256`` and ``dup_group`` on every row: dupNNN joins pixel-identical images and
     near-duplicates (thumbnail correlation >= threshold), transitively; every pair goes to

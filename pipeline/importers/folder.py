@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from pipeline.importers.common import IMAGE_SUFFIXES, ImportResult, Problems, is_image, require_dir, starter_study
+from pipeline.importers.common import (IMAGE_SUFFIXES, ImportResult, Problems, add_duplicate_groups, is_image,
+                                       require_dir, starter_study)
 
 COMMENTS = """\
 Imported by `run_pipeline.py import folder`: one case per image, the label is the class folder.
 There are no patient ids, so patient_id = case id: if a patient has several images, add a real
 patient_id column to manifest.csv (or a grouping column and fuse.group_column), or the
-cross-validation will put the same woman on both sides of a split. No clinical columns."""
+cross-validation will put the same woman on both sides of a split. Exact and near-duplicate
+images are grouped in dup_group (kept within one fold; pairs in duplicates.csv). No clinical columns."""
 
 
 def import_folder(source, options):
@@ -35,8 +37,9 @@ def import_folder(source, options):
             rows.append({"case_id": case_id, "patient_id": case_id, "label": folder.name, column: path})
         if not any(r["label"] == folder.name for r in rows):
             result.info.append(f"class folder {folder.name}/ holds no image")
+    result.rows = rows
+    add_duplicate_groups(result, column, problems, options)
     problems.raise_if_any(f"Folder source {root}", "Arrange the images as SOURCE/<class>/<image>.")
     if "malignant" in {r["label"] for r in rows}:
         result.study["label"]["positive"] = "malignant"
-    result.rows = rows
     return result

@@ -286,12 +286,17 @@ def test_folder_one_case_per_image_and_non_images_listed(tmp_path, shared_data):
     _write(src / "benign" / "a.png", _small(shared_data, "busi/images/benign/benign_001.png"))
     _write(src / "benign" / "sub" / "b.jpg", _small(shared_data, "busi/images/benign/benign_002.png"))
     _write(src / "malignant" / "c.tif", _small(shared_data, "busi/images/malignant/malignant_001.png"))
+    _write(src / "malignant" / "d.png", _small(shared_data, "busi/images/benign/benign_318.png"))  # ~ benign_001
     (src / "malignant" / "notes.txt").write_text("x")
     lines, frame, study = _imported(src, tmp_path / "out", "folder", modality="mammography")
-    assert frame["label"].to_dict() == {"benign_a": "benign", "benign_sub_b": "benign", "malignant_c": "malignant"}
+    assert frame["label"].to_dict() == {"benign_a": "benign", "benign_sub_b": "benign", "malignant_c": "malignant",
+                                        "malignant_d": "malignant"}
     assert "mammography_path" in frame.columns and study.modalities["mammography"].preprocess.otsu_crop
     assert "notes.txt: not an image" in "\n".join(lines)
-    assert len(load_manifest(study).frame) == 3
+    assert frame.loc[["benign_a", "malignant_d"], "dup_group"].tolist() == ["dup001", "dup001"]
+    assert frame.loc[["benign_sub_b", "malignant_c"], "dup_group"].tolist() == ["", ""]
+    assert study.fuse["group_column"] == "dup_group"
+    assert len(load_manifest(study).frame) == 4
 
 
 def test_csv_joins_modalities_and_keeps_leaky_columns_out(tmp_path, shared_data):
