@@ -1,6 +1,24 @@
 """Where every artifact of a run lives: decided here once, not inside the computations."""
 
+import os
 from pathlib import Path
+
+
+def write_atomic(path, text):
+    """Write a text artifact whole or not at all (a temporary file beside it, then os.replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_csv(path, frame):
+    """A table as CSV, atomically (no index column)."""
+    write_atomic(path, frame.to_csv(index=False))
 
 
 def features_dir(run_dir, modality):
@@ -41,6 +59,12 @@ def model_file(run_dir, learner):
 
 def metrics_json(run_dir):
     return models_dir(run_dir) / "metrics.json"
+
+
+def study_record(run_dir):
+    """The effective study config fit used (command-line flags included): predict, explain and the
+    report's reproduce commands read it."""
+    return models_dir(run_dir) / "study.json"
 
 
 def reports_dir(run_dir):

@@ -415,7 +415,6 @@ def override_flags(file_config, effective_config, base_dir):
         else:
             same = before == value
         if not same:
-            text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()
-            text = text[:-4].rstrip() if text.endswith("\n...") else text.removesuffix("...").strip()
-            flags.append(f"{'.'.join(keys)}={text}")
+            text = yaml.safe_dump(value, default_flow_style=True, width=10**6).removesuffix("...\n")
+            flags.append(f"{'.'.join(keys)}={text.strip()}")
     return flags

@@ -74,9 +74,7 @@ def write_design(run_dir, design):
 
 
 def _write_json(path, obj):
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, default=_jsonable), encoding="utf-8")
-    os.replace(tmp, path)
+    artifacts.write_atomic(path, json.dumps(obj, indent=2, default=_jsonable))
 
 
 def _jsonable(o):

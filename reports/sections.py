@@ -262,13 +262,16 @@ def occlusion_summary(maps, case_label):
     return panels, pd.DataFrame(flat)
 
 
-def provenance(meta, metrics, study_config, study_path, overrides=()):
-    """Config, versions, seed, weights identities, fingerprints, and the commands that reproduce the run.
-
-    overrides: `KEY=VALUE` settings the run used beyond its study file (command-line flags)."""
+def stage_command(stage, study_path, overrides=()):
+    """The command line of one stage on this run: the study file plus the `KEY=VALUE` settings the
+    run used beyond it (command-line flags)."""
     study = shlex.quote(str(study_path)) if study_path else "<study.yaml>"
-    flags = "".join(f" --set {shlex.quote(o)}" for o in overrides)
-    commands = [f"python run_pipeline.py {stage} -c {study}{flags}"
+    return f"python run_pipeline.py {stage} -c {study}" + "".join(f" --set {shlex.quote(o)}" for o in overrides)
+
+
+def provenance(meta, metrics, study_config, study_path, overrides=()):
+    """Config, versions, seed, weights identities, fingerprints, and the commands that reproduce the run."""
+    commands = [stage_command(stage, study_path, overrides)
                 for stage in ("extract", "fuse", "fit", "explain", "report")]
     weights = [{"block": b, "weights": i.get("weights"), "identity": i.get("weights_identity"),
                 "fallback": bool(i.get("weights_fallback")), "fingerprint": i.get("fingerprint")}

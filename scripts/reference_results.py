@@ -24,6 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from pipeline.artifacts import write_atomic  # noqa: E402
 from pipeline.config import load_study  # noqa: E402
 from pipeline.errors import USER_ERRORS  # noqa: E402
 from pipeline.fingerprint import library_versions  # noqa: E402
@@ -180,11 +181,7 @@ def write_page(path, sections, args, versions, fit_seconds):
             "deliberately do not crop to it, because only abnormal films have an annotated centre, so the "
             "crop itself would give the label away.", "",
             "## Versions", "", "```", json.dumps(versions, indent=1, sort_keys=True), "```", ""]
-    text = "\n".join(head + sections + tail)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, "\n".join(head + sections + tail))
 
 
 def main(argv=None):

@@ -19,6 +19,7 @@ from features.duplicates import THUMBNAIL, duplicate_pairs, pixel_digest, thumbn
 from features.duplicates import duplicate_groups as duplicate_groups_of
 from features.errors import FeaturesError
 from features.imageio import read_gray
+from pipeline.artifacts import write_atomic, write_csv
 from pipeline.errors import ConfigError, ManifestError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".pgm", ".dcm")
@@ -203,12 +204,6 @@ def to_frame(result, out_dir):
     return frame.astype(str)
 
 
-def _atomic_write(path, text):
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _counts(series):
     return ", ".join(f"{k} {v}" for k, v in sorted(Counter(series).items()))
 
@@ -241,17 +236,13 @@ def write_import(result, out_dir):
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = to_frame(result, out_dir)
-    tmp = out_dir / "manifest.csv.tmp"
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, out_dir / "manifest.csv")
+    write_csv(out_dir / "manifest.csv", frame)
     header = "".join(f"# {line}".rstrip() + "\n" for line in result.comments.strip().splitlines())
-    _atomic_write(out_dir / "study.yaml", header + yaml.safe_dump(result.study, sort_keys=False))
+    write_atomic(out_dir / "study.yaml", header + yaml.safe_dump(result.study, sort_keys=False))
     for name, table in result.tables.items():
-        tmp = out_dir / f"{name}.csv.tmp"
-        table.to_csv(tmp, index=False)
-        os.replace(tmp, out_dir / f"{name}.csv")
+        write_csv(out_dir / f"{name}.csv", table)
     notes = summary_lines(result, frame, out_dir, full=True)
-    _atomic_write(out_dir / NOTES_FILE, "\n".join(notes) + "\n")
+    write_atomic(out_dir / NOTES_FILE, "\n".join(notes) + "\n")
     return summary_lines(result, frame, out_dir)
 
 

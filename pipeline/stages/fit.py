@@ -152,7 +152,7 @@ def _run_fit(study, design, force, show_progress, cache):
         log.info("fit: unchanged (fingerprint matches), nothing to do")
         return json.loads(out_json.read_text())
     artifacts.models_dir(study.run_dir).mkdir(parents=True, exist_ok=True)
-    write_json(artifacts.models_dir(study.run_dir) / "study.json",
+    write_json(artifacts.study_record(study.run_dir),
                {**study.config, "manifest": str(study.manifest_path)})  # what predict re-runs
     layout, positive, seed = design.layout, design.meta["positive"], study.seed
     train, test = ~design.is_test, design.is_test
@@ -198,9 +198,7 @@ def _run_fit(study, design, force, show_progress, cache):
 def _write_predictions(study, cv_rows, hold_rows):
     folder = artifacts.models_dir(study.run_dir)
     for name, rows in (("cv_predictions.csv", cv_rows), ("holdout_predictions.csv", hold_rows)):
-        tmp = folder / f".{name}.tmp-{os.getpid()}"
-        pd.concat(rows, ignore_index=True).to_csv(tmp, index=False)
-        os.replace(tmp, folder / name)
+        artifacts.write_csv(folder / name, pd.concat(rows, ignore_index=True))
 
 
 def _write_metrics_csv(study, results):
@@ -212,7 +210,4 @@ def _write_metrics_csv(study, results):
             rows.append({"learner": name, "ablation": rec["ablation"], "metric": metric,
                          "cv_mean": cv.get("mean"), "cv_sd": cv.get("sd"), "holdout": value,
                          "holdout_ci_low": low, "holdout_ci_high": high})
-    path = artifacts.models_dir(study.run_dir) / "metrics.csv"
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pd.DataFrame(rows).to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    artifacts.write_csv(artifacts.models_dir(study.run_dir) / "metrics.csv", pd.DataFrame(rows))

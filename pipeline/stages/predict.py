@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import joblib
@@ -27,10 +26,6 @@ from pipeline.stages.extract import run_extract
 log = logging.getLogger(__name__)
 
 
-def study_record(run_dir):
-    return artifacts.models_dir(run_dir) / "study.json"
-
-
 def _run_study(run_dir, manifest_path):
     """The run's study, pointed at the new manifest, with the weights the run really used."""
     return recorded_study(run_dir, Path(manifest_path).resolve(), Path(run_dir).resolve() / "predict")
@@ -39,7 +34,7 @@ def _run_study(run_dir, manifest_path):
 def recorded_study(run_dir, manifest_path=None, output=None):
     """The study fit recorded, with the weights the run really used (a fallback to seeded random
     weights included), optionally pointed at another manifest and output folder."""
-    record = study_record(run_dir)
+    record = artifacts.study_record(run_dir)
     if not record.is_file():
         raise StageInputError(f"{run_dir} has no fitted models (missing {record})",
                               hint="Run fit first, or pass the run folder that holds models/.")
@@ -104,9 +99,5 @@ def run_predict(run_dir, manifest_path, out_path, model="stack", show_progress=T
     for m in study.modalities:
         out[f"has:{m}"] = (frame[f"missing:{m}"].to_numpy() == 0).astype(int)
     out["model"] = model
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
-    out.to_csv(tmp, index=False)
-    os.replace(tmp, out_path)
+    artifacts.write_csv(out_path, out)
     return out

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,10 +36,6 @@ log = logging.getLogger(__name__)
 STAGE_VERSION = 1
 SHAP_BACKGROUND = 20
 TREE_ROWS = 300     # held-out rows through TreeExplainer, at most
-
-
-def reports_dir(run_dir):
-    return artifacts.reports_dir(run_dir)
 
 
 def _read_fit_outputs(run_dir):
@@ -139,9 +134,9 @@ def _tree_shap(run_dir, design, seed, positive):
     return learner, result
 
 
-def _occlusion(study, design, metrics, label):
+def _occlusion(study, design, metrics, label, overrides):
     """The explain stage's maps when they match this run, else what to run to get them."""
-    command = f"python run_pipeline.py explain -c {study.path or '<study.yaml>'}"
+    command = sections.stage_command("explain", study.path, overrides)
     found = read_occlusion(study.run_dir)
     if found is None:
         return {"status": "missing", "command": command, "panels": []}, None
@@ -173,21 +168,20 @@ def build_page(study, design, metrics, cv, holdout, hide_case_ids=False, shap=Tr
         result = _stack_shap(study.run_dir, design, holdout, study.seed) if shap else None
     shap_data, more = sections.shap_summary(result, label)
     tables.update(more)
-    report = study.config.get("report") or {}
     trees = None
     if shap:
         classes = metrics["classes"]
         positive = metrics["positive"] if metrics["positive"] is not None else classes[-1]
         learner, tree_result = _tree_shap(study.run_dir, design, study.seed, positive)
         trees, more = sections.tree_summary(tree_result, learner, design.layout["clinical"],
-                                            report.get("tree_top_k", 12))
+                                            study.config["report"]["tree_top_k"])
         tables.update(more)
     log.info("report: SHAP in %.1f s", time.perf_counter() - started)
-    occlusion, table = _occlusion(study, design, metrics, label)
+    overrides = _reproduce_flags(study)
+    occlusion, table = _occlusion(study, design, metrics, label, overrides)
     if table is not None:
         tables["occlusion"] = table
-    provenance, more = sections.provenance(design.meta, metrics, study.config, study.path,
-                                           _reproduce_flags(study))
+    provenance, more = sections.provenance(design.meta, metrics, study.config, study.path, overrides)
     tables.update(more)
     page = {"title": f"BreastFuse report: {study.config.get('study', 'study')}",
             "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -201,7 +195,7 @@ def build_page(study, design, metrics, cv, holdout, hide_case_ids=False, shap=Tr
 def _reproduce_flags(study):
     """The `--set` flags that turn the study file into what this run used: fit's record of its config
     (command-line flags included), with this report's own section."""
-    record = artifacts.models_dir(study.run_dir) / "study.json"
+    record = artifacts.study_record(study.run_dir)
     if study.path is None or not record.is_file() or not Path(study.path).is_file():
         return []
     base = Path(study.path).resolve().parent
@@ -212,15 +206,6 @@ def _reproduce_flags(study):
         return []
     used["report"] = study.config["report"]
     return override_flags(from_file, used, base)
-
-
-def _write_text(path, text):
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def run_report(study, hide_case_ids=None, shap=True):
@@ -236,13 +221,13 @@ def run_report(study, hide_case_ids=None, shap=True):
     metrics, cv, holdout = _read_fit_outputs(study.run_dir)
     page, tables = build_page(study, design, metrics, cv, holdout, hide_case_ids=hide_case_ids, shap=shap)
     html = render_report(page)
-    out = reports_dir(study.run_dir)
+    out = artifacts.reports_dir(study.run_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():
-        _write_text(out / f"{name}.csv", table.to_csv(index=False))
-    _write_text(out / "tables.json", json.dumps({n: t.to_dict(orient="records") for n, t in tables.items()},
+        artifacts.write_csv(out / f"{name}.csv", table)
+    artifacts.write_atomic(out / "tables.json", json.dumps({n: t.to_dict(orient="records") for n, t in tables.items()},
                                                  indent=1, default=str))
     path = out / "report.html"
-    _write_text(path, html)
+    artifacts.write_atomic(path, html)
     log.info("report: written to %s", path)
     return path
