@@ -64,3 +64,51 @@ def thumbnail(gray, max_side=200):
         return gray.copy()
     size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
     return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+
+
+def occlusion_scorer(predict_proba, design_row, block_columns, embedders, mask, resize_mode, flip_tta, k,
+                     advance=None):
+    """images -> one class's probability with a modality's blocks re-embedded from each image.
+
+    design_row: the case's one-row design frame; block_columns: backbone -> its columns there;
+    embedders: backbone -> embedder; predict_proba: the saved model's (fitted elsewhere).
+    """
+    import pandas as pd  # noqa: PLC0415
+
+    from features.extraction import embed_prepared, prepare_views  # noqa: PLC0415
+
+    def score(images):
+        prepared = {name: [] for name in embedders}
+        for image in images:
+            for name, embedder in embedders.items():
+                prepared[name].append(prepare_views(embedder, image, mask, resize_mode, flip_tta))
+            if advance:
+                advance(1)
+        n = len(next(iter(prepared.values())))
+        rows = pd.concat([design_row] * n)
+        for name, embedder in embedders.items():
+            cols = block_columns[name]
+            emb = embed_prepared(embedder, prepared[name])
+            if emb.shape[1] != len(cols):
+                raise ValueError(f"{name} gives {emb.shape[1]} values per image, the model expects {len(cols)}")
+            rows[cols] = emb.astype(np.float64)
+        return predict_proba(rows)[:, k]
+    return score
+
+
+def save_maps(path, meta, arrays):
+    """Occlusion maps as one .npz: a JSON record plus drops_<i> and image_<i> arrays (no pickle)."""
+    import json  # noqa: PLC0415
+
+    with open(path, "wb") as fh:
+        np.savez_compressed(fh, meta=np.array(json.dumps(meta)), **arrays)
+
+
+def load_maps(path):
+    """(meta, maps): one dict per (case, modality) with its drops (grid x grid) and thumbnail."""
+    import json  # noqa: PLC0415
+
+    with np.load(path, allow_pickle=False) as f:
+        meta = json.loads(str(f["meta"]))
+        maps = [{**entry, "drops": f[f"drops_{i}"], "image": f[f"image_{i}"]} for i, entry in enumerate(meta["maps"])]
+    return meta, maps

@@ -1,4 +1,4 @@
-"""The built-in demo: synthetic data, its study file, and every stage that exists, in one command."""
+"""The built-in demo: synthetic data, its study file, and every stage, in one command."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import logging
 from pathlib import Path
 
 from features.demo import DEMO_CLINICAL_COLUMNS, make_demo_study
-from pipeline.config import DEFAULT_BACKBONES, apply_overrides, dump_study, validate
+from pipeline.config import apply_overrides, dump_study, validate
+from pipeline.stages.extract import DEFAULT_BACKBONES
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +42,8 @@ def _make_data(out, cases, seed):
 
 
 def run_demo(args, overrides):
-    from pipeline.cli import format_metrics_table  # noqa: PLC0415
-    from pipeline.manifest import load_manifest  # noqa: PLC0415
-    from pipeline.runner import run_all_stages  # noqa: PLC0415
+    from pipeline.console import format_metrics_table  # noqa: PLC0415
+    from pipeline.runner import run_all  # noqa: PLC0415
 
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -52,19 +52,19 @@ def run_demo(args, overrides):
     study_file = out / "study.yaml"
     dump_study(raw, study_file)
     study = validate(raw, out, path=study_file)
-    manifest = load_manifest(study)
-    done = run_all_stages(study, manifest, force=args.force, show_progress=not args.no_progress)
-    report, design, metrics, page = done.extract, done.design, done.metrics, done.report
+    done = run_all(study, force=args.force, show_progress=not args.no_progress)
+    extract, fuse, fit = done["extract"].summary, done["fuse"].summary, done["fit"].summary
     print(f"demo: synthetic study in {out / 'data'} (NOT real patients)")
-    print(f"demo: extract wrote {len(report.files)} embedding file(s) under {out / 'features'}")
-    print(f"demo: fuse: {design.meta['summary']['n_train']} training / {design.meta['summary']['n_test']} "
-          f"held-out cases; fit: models and metrics in {out / 'models'}")
-    print(format_metrics_table(metrics))
-    print(f"demo: report: open {page} in a browser")
-    if report.fallback:
+    print(f"demo: extract wrote {len(study.modalities) * len(study.backbones)} embedding file(s) under "
+          f"{out / 'features'}")
+    print(f"demo: fuse: {fuse['n_train']} training / {fuse['n_test']} held-out cases; fit: models and "
+          f"metrics in {out / 'models'}")
+    print(format_metrics_table(fit["headline"]))
+    print(f"demo: report: open {done['report'].summary['page']} in a browser")
+    if extract["fallback"]:
         print("demo: WARNING: ImageNet weights were not available; these embeddings come from SEEDED "
-              "RANDOM weights (" + ", ".join(sorted({f.split('/')[1] for f in report.fallback})) + "). "
+              "RANDOM weights (" + ", ".join(sorted({f.split('/')[1] for f in extract["fallback"]})) + "). "
               "Put the Keras weight files in ~/.keras/models or pass --weights to use real ones.")
     print(f"demo: re-run with: python run_pipeline.py run --config {study_file}  (or one stage: "
-          f"extract, fuse, fit, explain, report)")
+          f"{', '.join(done)})")
     return 0

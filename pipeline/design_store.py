@@ -1,9 +1,11 @@
-"""Reading and writing the fused design (design.h5 + design.json), whole or not at all."""
+"""The fused design's file format: design.h5 (arrays) and design.json (layout, classes, summary).
+
+Paths come from the catalog; whole-or-nothing comes from the stage's transaction.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,8 +13,6 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from pipeline import artifacts
-from pipeline.errors import StageInputError
 
 _STR = h5py.string_dtype("utf-8")
 
@@ -46,35 +46,23 @@ class Design:
         return out
 
 
-def write_design(run_dir, design):
-    h5 = artifacts.design_file(run_dir)
-    h5.parent.mkdir(parents=True, exist_ok=True)
-    tmp = h5.with_name(f".{h5.name}.tmp-{os.getpid()}")
+def write_design_files(h5, json_path, design):
+    """design.h5 (arrays) and design.json (layout, classes, exclusions, summary) at the given paths."""
     frame = design.frame
     cat_cols = [c for c, k in design.layout["clinical"].items() if k == "categorical"]
     num_cols = [c for c in frame.columns if c not in cat_cols]
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("case_ids", data=np.array(frame.index, dtype=object), dtype=_STR)
-            f.create_dataset("y", data=np.array(design.y, dtype=object), dtype=_STR)
-            f.create_dataset("groups", data=design.groups.astype(np.int64))
-            f.create_dataset("is_test", data=design.is_test.astype(np.int8))
-            f.create_dataset("folds", data=design.folds.astype(np.int16))
-            f.create_dataset("numeric", data=frame[num_cols].to_numpy(dtype=np.float64))
-            f.create_dataset("numeric_columns", data=np.array(num_cols, dtype=object), dtype=_STR)
-            cats = frame[cat_cols].astype(object).where(frame[cat_cols].notna(), "").astype(str)
-            f.create_dataset("categorical", data=cats.to_numpy(dtype=object).reshape(len(frame), -1),
-                             dtype=_STR)
-            f.create_dataset("categorical_columns", data=np.array(cat_cols, dtype=object), dtype=_STR)
-            f.attrs["fingerprint"] = design.meta["fingerprint"]
-        os.replace(tmp, h5)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _write_json(artifacts.design_json(run_dir), design.meta)
-
-
-def _write_json(path, obj):
-    artifacts.write_atomic(path, json.dumps(obj, indent=2, default=_jsonable))
+    with h5py.File(h5, "w") as f:
+        f.create_dataset("case_ids", data=np.array(frame.index, dtype=object), dtype=_STR)
+        f.create_dataset("y", data=np.array(design.y, dtype=object), dtype=_STR)
+        f.create_dataset("groups", data=design.groups.astype(np.int64))
+        f.create_dataset("is_test", data=design.is_test.astype(np.int8))
+        f.create_dataset("folds", data=design.folds.astype(np.int16))
+        f.create_dataset("numeric", data=frame[num_cols].to_numpy(dtype=np.float64))
+        f.create_dataset("numeric_columns", data=np.array(num_cols, dtype=object), dtype=_STR)
+        cats = frame[cat_cols].astype(object).where(frame[cat_cols].notna(), "").astype(str)
+        f.create_dataset("categorical", data=cats.to_numpy(dtype=object).reshape(len(frame), -1), dtype=_STR)
+        f.create_dataset("categorical_columns", data=np.array(cat_cols, dtype=object), dtype=_STR)
+    Path(json_path).write_text(json.dumps(design.meta, indent=2, default=_jsonable), encoding="utf-8")
 
 
 def _jsonable(o):
@@ -89,26 +77,15 @@ def _jsonable(o):
     raise TypeError(f"not JSON-able: {type(o).__name__}")
 
 
-def write_json(path, obj):
-    """Atomic JSON write shared by the stages (numpy values allowed)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    _write_json(Path(path), obj)
-
-
 def _strings(ds):
     return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in ds[()].ravel()],
                     dtype=object).reshape(ds.shape)
 
 
-def read_design(run_dir):
-    h5, js = artifacts.design_file(run_dir), artifacts.design_json(run_dir)
-    if not (h5.is_file() and js.is_file()):
-        raise StageInputError(f"No fused design in {Path(run_dir) / 'fused'}",
-                              hint="Run `run_pipeline.py fuse -c <study>` first.")
-    meta = json.loads(js.read_text(encoding="utf-8"))
+def read_design_files(h5, json_path):
+    """The Design from its two files (the catalog checks them against fuse's record first)."""
+    meta = json.loads(Path(json_path).read_text(encoding="utf-8"))
     with h5py.File(h5, "r") as f:
-        if f.attrs["fingerprint"] != meta["fingerprint"]:
-            raise StageInputError(f"{h5} and {js} come from different runs; run fuse again with --force.")
         index = pd.Index(list(_strings(f["case_ids"])), name="case_id")
         frame = pd.DataFrame(f["numeric"][()], index=index, columns=list(_strings(f["numeric_columns"])))
         cats = _strings(f["categorical"])

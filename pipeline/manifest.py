@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.imageio import image_problem
 from pipeline.errors import ManifestError
 
 log = logging.getLogger(__name__)
@@ -65,8 +64,8 @@ def _required_columns(study, labelled=True):
         if m.mask_column:
             cols.append(m.mask_column)
     cols += list(study.clinical)
-    if labelled and study.config.get("fuse", {}).get("group_column"):
-        cols.append(study.config["fuse"]["group_column"])
+    if labelled and study.fuse.group_column:
+        cols.append(study.fuse.group_column)
     return list(dict.fromkeys(cols))
 
 
@@ -81,6 +80,8 @@ def _check_ids(frame, problems):
 
 
 def _check_files(manifest, study, problems):
+    from features.imageio import image_problem  # noqa: PLC0415  (image libraries only when files are checked)
+
     frame = manifest.frame
     for m in study.modalities.values():
         for column in filter(None, (m.path_column, m.mask_column)):
@@ -120,8 +121,8 @@ def _check_clinical(frame, study, problems):
 
 def effective_labels(study, labels):
     """Labels after the study's `label.map` merges and `label.drop` exclusions ('' = dropped)."""
-    mapping = {str(k): str(v) for k, v in study.config["label"]["map"].items()}
-    dropped = {str(d) for d in study.config["label"]["drop"]}
+    mapping = {str(k): str(v) for k, v in study.label.map.items()}
+    dropped = {str(d) for d in study.label.drop}
     return labels.map(lambda v: "" if v in dropped else mapping.get(v, v))
 
 
@@ -134,7 +135,7 @@ def _check_labels(frame, study, problems):
     if len(classes) < 2:
         found = f"only '{classes[0]}'" if classes else "none"
         problems.append(f"column '{study.label_column}': at least two classes are needed, found {found}")
-    positive = study.config["label"]["positive"]
+    positive = study.label.positive
     if positive is not None and classes and positive not in classes:
         problems.append(f"label.positive is '{positive}', but column '{study.label_column}' has only "
                         f"{', '.join(repr(c) for c in classes)}")

@@ -1,86 +1,40 @@
 """The `explain` stage: occlusion-sensitivity maps of the saved stack over the images of the held-out
-cases the report explains (the SHAP section's rule, its first ``report.occlusion_cases``).
+cases the report explains (the SHAP section's rule, its first ``explain.cases``).
 
-Reads: <run>/models/study.json (the run's modalities, preprocessing, backbones and the weights really
-       used), stack.joblib + stack.json, holdout_predictions.csv, metrics.json, <run>/fused/design.h5 +
-       design.json, <run>/features/<modality>/<backbone>.h5 (attributes only), and the chosen cases'
-       images from the manifest.
-Writes: <run>/reports/occlusion.npz (maps, thumbnails and a JSON record with the fingerprint).
-Config: report.occlusion_grid, report.occlusion_cases, report.occlusion_fill.
-It re-embeds images (TensorFlow for CNN backbones), so it is a stage of its own: `report` only reads
-its output and never imports TensorFlow.
+It re-embeds images with the run's own extractors, exactly as recorded in the run record (weights
+as resolved, a random fallback included), so it is a stage of its own: `report` only reads its
+output and never imports TensorFlow.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
+from dataclasses import dataclass
 
-import joblib
-import numpy as np
-import pandas as pd
-from threadpoolctl import threadpool_limits
-
-from features.backbones import build_embedder, default_input_size, resolve_weights
-from features.extraction import embed_prepared, prepare_views
-from features.imageio import read_gray, read_mask
-from features.occlusion import occlusion_map, thumbnail
-from features.preprocess import preprocess
-from features.store import read_table
-from pipeline import artifacts
-from pipeline.design_store import read_design
-from pipeline.errors import StageInputError
-from pipeline.fingerprint import hash_files, hash_json
-from pipeline.progress import progress_bar
-from pipeline.stages.predict import recorded_study
-from reports.cases import MAX_MISTAKES, SHAP_CASES, complete_cases, explained_cases
+from pipeline import settings as s
+from pipeline.contract import Artifact, Stage
 
 log = logging.getLogger(__name__)
-STAGE_VERSION = 1
+VERSION = 1
+FILLS = ("mean", "blur")
 BASELINE_TOLERANCE = 0.01   # re-embedding the unoccluded image must give the stack's held-out probability
 
 
-def _read_inputs(run_dir):
-    folder = artifacts.models_dir(run_dir)
-    needed = [artifacts.metrics_json(run_dir), folder / "holdout_predictions.csv"]
-    missing = [str(p) for p in needed if not p.is_file()]
-    if missing:
-        raise StageInputError(f"explain: the fit stage's outputs are missing: {', '.join(missing)}",
-                              hint="Run `run_pipeline.py fit -c <study>` first.")
-    metrics = json.loads(needed[0].read_text())
-    return metrics, pd.read_csv(needed[1], dtype={"case_id": str})
+@dataclass(frozen=True)
+class ExplainSettings:
+    grid: int = s.setting(4, lambda v: s.is_int(v) and 2 <= v <= 16, "an integer from 2 to 16",
+                          "occlusion patches per side (grid x grid re-embeddings per image)")
+    cases: int = s.setting(4, lambda v: s.is_int(v) and 1 <= v <= 32, "an integer from 1 to 32",
+                           "held-out cases mapped (the first of those the report's SHAP section explains)")
+    fill: str = s.setting("mean", s.one_of(FILLS), "'mean' or 'blur'",
+                          "what replaces a patch (the image mean, or a heavy blur of it)")
 
 
-def settings(study):
-    report = study.config["report"]
-    return {"grid": report["occlusion_grid"], "cases": report["occlusion_cases"], "fill": report["occlusion_fill"]}
-
-
-def _extractors(run_dir, recorded):
-    """(backbone, resolved weights, input size) as the run made its embeddings; refuses a mismatch."""
-    out = []
-    for b in recorded.backbones:
-        choice = resolve_weights(b.name, b.weights, recorded.seed)
-        size = b.input_size or default_input_size(b.name)
-        for modality in recorded.modalities:
-            table = read_table(artifacts.features_file(run_dir, modality, b.name))
-            if table is None:
-                continue
-            if table.attrs.get("weights_identity") != choice.identity:
-                raise StageInputError(f"explain: {modality}/{b.name} was embedded with weights "
-                                      f"{table.attrs.get('weights_identity')}, not {choice.identity}",
-                                      hint="Run extract, fuse and fit again so the run is consistent.")
-            size = int(table.attrs.get("input_size"))
-        out.append((b.name, choice, size))
-    return out
-
-
-def _case_images(manifest, recorded, case_id):
+def _case_images(manifest, study, case_id):
     """(modality, image path, mask path or None) for each modality the case has."""
     row = manifest.frame.set_index("case_id").loc[case_id]
     out = []
-    for m in recorded.modalities.values():
+    for m in study.modalities.values():
         cell = row.get(m.path_column, "")
         if isinstance(cell, str) and cell:
             mask = row.get(m.mask_column, "") if m.mask_column else ""
@@ -88,108 +42,60 @@ def _case_images(manifest, recorded, case_id):
     return out
 
 
-def _scorer(stack, design_row, block_columns, embedders, modality, mask, k, ex, advance):
-    """images -> the stack's probability of class k with this modality's blocks re-embedded."""
-    def score(images):
-        prepared = {name: [] for name in embedders}
-        for image in images:
-            for name, embedder in embedders.items():
-                prepared[name].append(prepare_views(embedder, image, mask, modality.preprocess.resize_mode,
-                                                    ex["flip_tta"]))
-            advance(1)
-        n = len(next(iter(prepared.values())))
-        rows = pd.concat([design_row] * n)
-        for name, embedder in embedders.items():
-            cols = block_columns[name]
-            emb = embed_prepared(embedder, prepared[name])
-            if emb.shape[1] != len(cols):
-                raise StageInputError(f"explain: {modality.name}/{name} gives {emb.shape[1]} values per image, "
-                                      f"the saved stack expects {len(cols)}")
-            rows[cols] = emb.astype(np.float64)
-        with threadpool_limits(limits=1):
-            return stack.predict_proba(rows)[:, k]
-    return score
+def _embedders(ctx):
+    """One embedder per backbone, built from the weights the run really used."""
+    from features.backbones import build_embedder  # noqa: PLC0415
+
+    ex, record = ctx.study.extract, ctx.run_record
+    return {b.name: (lambda b=b: build_embedder(b.name, record.weights_choice(b.name),
+                                                record.weights(b.name)["input_size"], ex.batch_size,
+                                                ex.mixed_precision))
+            for b in ex.backbones}
 
 
-def _write_npz(path, meta, arrays):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, meta=np.array(json.dumps(meta)), **arrays)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+def compute(ctx):
+    import numpy as np  # noqa: PLC0415
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415
 
+    from features.imageio import read_gray, read_mask  # noqa: PLC0415
+    from features.occlusion import occlusion_map, occlusion_scorer, save_maps, thumbnail  # noqa: PLC0415
+    from features.preprocess import preprocess  # noqa: PLC0415
+    from pipeline.progress import progress_bar  # noqa: PLC0415
+    from reports.cases import MAX_MISTAKES, SHAP_CASES, complete_cases, explained_cases  # noqa: PLC0415
 
-def read_occlusion(run_dir):
-    """(meta, maps) from <run>/reports/occlusion.npz, or None when absent. maps: one dict per
-    (case, modality) with its drops (grid x grid) and a thumbnail of the preprocessed image."""
-    path = artifacts.occlusion_file(run_dir)
-    if not path.is_file():
-        return None
-    with np.load(path, allow_pickle=False) as f:
-        meta = json.loads(str(f["meta"]))
-        maps = [{**entry, "drops": f[f"drops_{i}"], "image": f[f"image_{i}"]}
-                for i, entry in enumerate(meta["maps"])]
-    return meta, maps
-
-
-def run_explain(study, manifest, force=False, show_progress=True):
-    """Compute the occlusion maps (unless unchanged); return the file's path, or None without a stack."""
-    run_dir = study.run_dir
-    folder = artifacts.models_dir(run_dir)
-    if not (folder / "stack.joblib").is_file():
-        log.warning("explain: no saved stack in %s (fit.stack is off?): no occlusion maps to make", folder)
-        return None
-    metrics, holdout = _read_inputs(run_dir)
-    design = read_design(run_dir)
-    info = json.loads((folder / "stack.json").read_text())
+    opts = ctx.study.explain
+    if not ctx.inputs.has("fit:model", learner="stack"):
+        log.warning("explain: the fit saved no stack (fit.stack is off?): no occlusion maps to make")
+        return {"maps": 0, "note": "no saved stack"}
+    stack, info = ctx.inputs.model("stack")
+    design, holdout = ctx.inputs.design(), ctx.inputs.read("fit:holdout_predictions")
     classes, columns = info["classes"], info["columns"]
     positive = info["positive"] if info["positive"] is not None else classes[-1]
-    opts = settings(study)
     eligible = complete_cases(design.frame, info["layout"].get("indicators", []))
-    chosen = explained_cases(holdout, classes, positive, eligible, max(SHAP_CASES, opts["cases"]),
-                             MAX_MISTAKES).iloc[:opts["cases"]]
-    recorded = recorded_study(run_dir)
-    extractors = _extractors(run_dir, recorded)
-    images = {case: _case_images(manifest, recorded, case) for case in chosen.index}
-    paths = [p for items in images.values() for _, img, mask in items for p in (img, mask) if p]
-    fingerprint = hash_json({
-        "stage": "explain", "version": STAGE_VERSION, "fit": metrics["fingerprint"],
-        "design": design.meta["fingerprint"], "settings": opts, "cases": list(chosen.index),
-        "images": hash_files(paths), "flip_tta": recorded.extract["flip_tta"],
-        "extractors": [(n, c.identity, s) for n, c, s in extractors],
-        "preprocess": {m.name: m.preprocess.to_dict() for m in recorded.modalities.values()}})
-    out = artifacts.occlusion_file(run_dir)
-    if not force and out.is_file():
-        with np.load(out, allow_pickle=False) as f:
-            if json.loads(str(f["meta"])).get("fingerprint") == fingerprint:
-                log.info("explain: unchanged (fingerprint matches), nothing to do")
-                return out
-    stack = joblib.load(folder / "stack.joblib")
-    ex = recorded.extract
-    embedders = {}
-    grid = opts["grid"]
-    total = sum(len(items) for items in images.values()) * (grid * grid + 1)
+    chosen = explained_cases(holdout, classes, positive, eligible, max(SHAP_CASES, opts.cases),
+                             MAX_MISTAKES).iloc[:opts.cases]
+    images = {case: _case_images(ctx.manifest, ctx.study, case) for case in chosen.index}
+    makers, embedders = _embedders(ctx), {}
+
+    def predict(rows):
+        with threadpool_limits(limits=1):
+            return stack.predict_proba(rows)
+
+    total = sum(len(items) for items in images.values()) * (opts.grid * opts.grid + 1)
     maps, arrays = [], {}
-    with progress_bar(total, "explain (occlusion)", "img", show_progress) as advance:
+    with progress_bar(total, "explain (occlusion)", "img", ctx.show_progress) as advance:
         for case, items in images.items():
             rec = chosen.loc[case]
             k = classes.index(rec.output)
             for modality, path, mask_path in items:
-                mine = {}
-                for name, choice, size in extractors:
-                    if name not in embedders:
-                        embedders[name] = build_embedder(name, choice, size, ex["batch_size"], ex["mixed_precision"])
-                    mine[name] = embedders[name]
+                mine = {name: embedders.setdefault(name, make()) for name, make in makers.items()}
                 blocks = {name: info["layout"]["blocks"][f"{modality.name}/{name}"] for name in mine}
                 gray = read_gray(path)
                 mask = read_mask(mask_path, gray.shape) if mask_path else None
                 gray, mask = preprocess(gray, modality.preprocess, mask)
-                score = _scorer(stack, design.frame.loc[[case], columns], blocks, mine, modality, mask, k, ex,
-                                advance)
-                drops, reembedded = occlusion_map(gray, score, grid, opts["fill"])
+                score = occlusion_scorer(predict, design.frame.loc[[case], columns], blocks, mine, mask,
+                                         modality.preprocess.resize_mode, ctx.study.extract.flip_tta, k, advance)
+                drops, reembedded = occlusion_map(gray, score, opts.grid, opts.fill)
                 baseline = float(rec[f"proba:{rec.output}"])
                 if abs(reembedded - baseline) > BASELINE_TOLERANCE:
                     log.warning("explain: %s/%s: re-embedding the image gives P(%s) = %.3f, the held-out "
@@ -199,11 +105,30 @@ def run_explain(study, manifest, force=False, show_progress=True):
                 arrays[f"image_{len(maps)}"] = thumbnail(gray)
                 maps.append({"case_id": case, "modality": modality.name, "y_true": str(rec.y_true),
                              "predicted": str(rec.predicted), "output": str(rec.output), "baseline": baseline,
-                             "reembedded": reembedded, "mistake": bool(rec.mistake),
-                             "backbones": list(mine)})
-    meta = {"stage": "explain", "stage_version": STAGE_VERSION, "fingerprint": fingerprint,
-            "fit_fingerprint": metrics["fingerprint"], "design_fingerprint": design.meta["fingerprint"],
-            "settings": opts, "cases": list(chosen.index), "maps": maps}
-    _write_npz(out, meta, arrays)
-    log.info("explain: %d occlusion map(s) of %d case(s) written to %s", len(maps), len(images), out)
-    return out
+                             "reembedded": reembedded, "mistake": bool(rec.mistake), "backbones": list(mine)})
+    fit_record = ctx.inputs.record("fit")
+    meta = {"stage": "explain", "stage_version": VERSION, "fingerprint": ctx.fingerprint,
+            "fit_fingerprint": fit_record.fingerprint, "design_fingerprint": design.meta["fingerprint"],
+            "settings": {"grid": opts.grid, "cases": opts.cases, "fill": opts.fill},
+            "cases": list(chosen.index), "maps": maps}
+    save_maps(ctx.out.path("occlusion"), meta, {k: np.asarray(v) for k, v in arrays.items()})
+    log.info("explain: %d occlusion map(s) of %d case(s)", len(maps), len(images))
+    return {"maps": len(maps), "cases": list(chosen.index)}
+
+
+STAGE = Stage(
+    name="explain", version=VERSION, folder="explain", noun="occlusion maps",
+    summary="occlusion maps of the stack over a few held-out cases' images",
+    description="For the held-out cases the report's SHAP section explains (the first explain.cases of "
+                "them), hide each patch of an explain.grid x grid over each image in turn, re-embed it with the "
+                "run's own backbones, weights and preprocessing, and record how much the saved stack's "
+                "probability drops. Writes <run>/explain/occlusion.npz, which report shows; unchanged inputs: "
+                "nothing is redone. Needs the images and (for CNN backbones) TensorFlow.",
+    config=("explain", "modalities", "extract", "seed"),
+    reads=("fuse:design", "fuse:design_meta", "fit:model", "fit:model_info",
+           "fit:holdout_predictions"),
+    writes=(Artifact("occlusion", "occlusion.npz", "maps, thumbnails and their record"),),
+    compute=compute, settings=ExplainSettings, needs_manifest=True, needs_images=True,
+    message=lambda o: (f"explain: {o.folder / 'occlusion.npz'}" if o.summary.get("maps")
+                       else "explain: no saved stack, so no occlusion maps"),
+)

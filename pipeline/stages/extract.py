@@ -1,73 +1,100 @@
 """The `extract` stage: embed every image of every modality with every backbone, cached in HDF5.
 
-Reads: the manifest and the images (and masks) it names.
-Writes: <run>/features/<modality>/<backbone>.h5 (and .partial.h5 checkpoints while running).
-Config: modalities, extract, seed.
 Each embedding is keyed by image content + mask + preprocessing + extractor + weights, so an
-unchanged image is never embedded twice, and a file whose key list is unchanged is not touched.
+unchanged image is never embedded twice: a (modality, backbone) file whose rows and keys are
+unchanged is carried into the new record untouched, and partial results are checkpointed so a
+killed or failed run resumes with identical numbers. Weights are resolved here once (a seeded
+random fallback included, where the study allows it) and recorded in the run record.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 
-import numpy as np
+from features.hashing import hash_json
+from pipeline import settings as s
+from pipeline.contract import Artifact, Flag, Stage
 
-from features.backbones import (HANDCRAFTED, WeightsChoice, build_embedder, default_input_size,
-                                random_seed_for, resolve_weights)
-from features.errors import WeightsError
-from features.extraction import ImageJob, run_extraction
-from features.store import EmbeddingTable, read_table, remove_stale_temporaries, write_table
-from pipeline import artifacts
-from pipeline.errors import ManifestError
-from pipeline.fingerprint import hash_files, hash_json, library_versions
-from pipeline.progress import progress_bar
-
-log = logging.getLogger(__name__)
-STAGE_VERSION = 1
+VERSION = 1
+DEFAULT_BACKBONES = ("resnet50", "vgg16", "efficientnetb0", "handcrafted")
 
 
-@dataclass
-class Target:
-    """One output file: a (modality, backbone) pair and what is known and missing for it."""
-
-    modality: object
+@dataclass(frozen=True)
+class BackboneChoice:
     name: str
-    choice: WeightsChoice
-    input_size: int
-    fallback: bool = False
-    keys: list = field(default_factory=list)  # per image row, in manifest order
-    done: dict = field(default_factory=dict)  # key -> embedding (cached or computed)
-    computed: int = 0
-    skipped: bool = False
-    spec: dict | None = None
-    feature_names: list | None = None
-    shas: dict = field(default_factory=dict)  # file path -> content hash
-
-    @property
-    def missing(self):
-        return [k for k in self.keys if k not in self.done]
+    weights: str
+    input_size: int | None = None
 
 
-@dataclass
-class ExtractReport:
-    """What a run did per (modality, backbone): for logs, tests and the benchmark."""
-
-    computed: dict = field(default_factory=dict)
-    reused: dict = field(default_factory=dict)
-    skipped: list = field(default_factory=list)
-    files: list = field(default_factory=list)
-    fallback: list = field(default_factory=list)
-
-    @property
-    def total_computed(self):
-        return sum(self.computed.values())
+def _opt_size(v):
+    return v is None or (s.is_int(v) and v >= 32)
 
 
-def _rows(manifest, modality):
+@dataclass(frozen=True)
+class ExtractSettings:
+    backbones: list = s.setting(list(DEFAULT_BACKBONES), None, "a list",
+                                "keras.applications names or 'handcrafted' (each a name or {name, weights, input_size})")
+    weights: str = s.setting("imagenet", s.text, "'imagenet', 'random', or a path",
+                             "imagenet | random | a local .h5 file or folder")
+    input_size: int | None = s.setting(None, _opt_size, "null or an integer >= 32", "backbone input size (default: its own)")
+    batch_size: int = s.setting(16, s.pos_int, "a positive integer", "images per forward pass", neutral=True)
+    workers: int = s.setting(2, s.pos_int, "a positive integer", "threads decoding and preprocessing images",
+                             neutral=True)
+    flip_tta: bool = s.setting(False, s.boolean, "true or false", "average the embedding of the image and its mirror")
+    mixed_precision: bool = s.setting(False, s.boolean, "true or false", "float16 compute on GPU")
+    checkpoint_seconds: float = s.setting(30.0, s.non_neg_number, "a number >= 0",
+                                          "how often partial results are saved", neutral=True)
+    allow_random_fallback: bool = s.setting(False, s.boolean, "true or false",
+                                            "use seeded random weights when ImageNet weights cannot be had (demo only)")
+
+    @classmethod
+    def parse(cls, mapping, where, errors):
+        mapping = mapping if isinstance(mapping, dict) else ({} if mapping is None else mapping)
+        section = s.build_section(cls, mapping, where, errors, backbones=[])
+        items = mapping.get("backbones", list(DEFAULT_BACKBONES)) if isinstance(mapping, dict) else []
+        backbones = _backbone_items(items, section, f"{where}backbones", errors)
+        return cls(**{**s.as_dict(section), "backbones": backbones})
+
+    def problems(self, where):
+        from features.backbones import backbone_problems  # noqa: PLC0415
+
+        out = []
+        for i, b in enumerate(self.backbones):
+            own = b.weights if b.weights != self.weights else None
+            out += [f"{where}backbones[{i}]: {p}" for p in backbone_problems(b.name, own)]
+        return out
+
+
+def _backbone_items(items, section, where, errors):
+    if isinstance(items, str):
+        items = [items]
+    if not isinstance(items, list) or not items:
+        errors.append(f"{where}: expected a non-empty list of names or mappings, got {items!r}")
+        return []
+    out, seen = [], set()
+    for i, item in enumerate(items):
+        entry = {"name": item} if isinstance(item, str) else item
+        if not isinstance(entry, dict) or not s.text(entry.get("name")):
+            errors.append(f"{where}[{i}]: expected a name or a mapping with 'name', got {item!r}")
+            continue
+        for key in entry:
+            if key not in ("name", "weights", "input_size"):
+                s.unknown_key(key, ("name", "weights", "input_size"), f"{where}[{i}].", errors)
+        if not s.opt_text(entry.get("weights")):
+            errors.append(f"{where}[{i}].weights: expected 'imagenet', 'random', or a path")
+        if not _opt_size(entry.get("input_size")):
+            errors.append(f"{where}[{i}].input_size: expected null or an integer >= 32, got {entry['input_size']!r}")
+        name = entry["name"]
+        if name.lower() in seen:
+            errors.append(f"{where}[{i}]: backbone '{name}' is listed twice")
+        seen.add(name.lower())
+        out.append(BackboneChoice(name.lower(), entry.get("weights") or section.weights,
+                                  entry.get("input_size") or section.input_size))
+    return out
+
+
+def image_rows(manifest, modality):
     """(case_id, image path, mask path or None, line number) for rows with an image."""
     frame = manifest.frame
     out = []
@@ -79,240 +106,97 @@ def _rows(manifest, modality):
     return out
 
 
-def _key(image_sha, mask_sha, modality, target, flip_tta):
-    if not (modality.preprocess.roi_crop or target.name == HANDCRAFTED):
-        mask_sha = None  # the mask changes nothing else: don't recompute CNNs when only masks change
-    return hash_json({"image": image_sha, "mask": mask_sha, "preprocess": modality.preprocess.to_dict(),
-                      "flip_tta": flip_tta, "extractor": target.name, "input_size": target.input_size,
-                      "weights": target.choice.identity})
+def image_shas(session, rows):
+    """{path: sha256 or None when the file is gone} for the images and masks of ``rows``."""
+    paths = [p for r in rows for p in (r[1], r[2]) if p is not None]
+    present = [p for p in paths if p.is_file()]
+    found = session.hashes.many(present)
+    return {str(p): found.get(str(p.resolve())) for p in paths}
 
 
-def _previous_fallback(run_dir, study, name):
-    """Reuse an earlier run's decision to fall back to random weights (no network needed)."""
-    for modality in study.modalities:
-        old = read_table(artifacts.features_file(run_dir, modality, name))
-        if old is not None and old.attrs.get("weights_fallback"):
-            return True
-    return False
+def image_index(session):
+    """Per modality, [case_id, line, image, image sha, mask sha, mask] of every row with an image."""
+    out = {}
+    for modality in session.study.modalities.values():
+        rows = image_rows(session.manifest, modality)
+        shas = image_shas(session, rows)
+        out[modality.name] = [[case, line, str(path), shas[str(path)], shas[str(mask)] if mask else None,
+                               str(mask) if mask else None] for case, path, mask, line in rows]
+    return out
 
 
-def _random_fallback(name, seed):
-    s = random_seed_for(name, seed)
-    return WeightsChoice("random", f"random:seed={s}", seed=s)
+def external(session):
+    """The content of every image and mask, and of the weights (a local file's sha256, the Keras
+    version for ImageNet): what the embeddings are made from besides the settings."""
+    from features.backbones import resolve_weights  # noqa: PLC0415
+
+    index = image_index(session)
+    study = session.study
+    return {"images": {m: {"rows": len(rows), "sha256": hash_json([[r[0], r[3], r[4]] for r in rows])}
+                       for m, rows in index.items()},
+            "weights": {b.name: resolve_weights(b.name, b.weights, study.seed).identity
+                        for b in study.extract.backbones}}
 
 
-def _fingerprint(target, case_ids):
-    return hash_json({"stage": "extract", "version": STAGE_VERSION, "modality": target.modality.name,
-                      "backbone": target.name, "rows": list(zip(case_ids, target.keys))})
+def explain_external(old, new, session):
+    """Which images changed, appeared or went since extract ran (from its committed image index)."""
+    weights = [f"weights of {n} were {w}, now {new['weights'].get(n)}" for n, w in old.get("weights", {}).items()
+               if new.get("weights", {}).get(n) != w]
+    if old.get("images") == new.get("images"):
+        return weights
+    try:
+        before = session.catalog.read("extract:images")
+    except Exception:  # noqa: BLE001  (an old or damaged index: say it generally)
+        return ["the images or masks it embedded changed"]
+    now = image_index(session)
+    lines = []
+    for modality in sorted(set(before) | set(now)):
+        was = {r[0]: r for r in before.get(modality, [])}
+        is_ = {r[0]: r for r in now.get(modality, [])}
+        changed = [r for c, r in is_.items() if c in was and (r[3], r[4]) != (was[c][3], was[c][4])]
+        added, gone = [c for c in is_ if c not in was], [c for c in was if c not in is_]
+        if changed:
+            shown = ", ".join(f"line {r[1]} {r[0]} ({r[2]}{'' if r[3] else ', missing'})" for r in changed[:5])
+            lines.append(f"{len(changed)} {modality} image(s) or mask(s) changed since it ran: {shown}"
+                         + (" ..." if len(changed) > 5 else ""))
+        if added or gone:
+            lines.append(f"the manifest now has {len(is_)} {modality} image(s), it embedded {len(was)} "
+                         f"({len(added)} new, {len(gone)} no longer listed)")
+    return weights + (lines or ["the images or masks it embedded changed"])
 
 
-def _attrs(study, target, case_ids):
-    ex = study.extract
-    return {"stage": "extract", "stage_version": STAGE_VERSION, "study": study.config["study"],
-            "modality": target.modality.name, "backbone": target.name,
-            "weights_requested": next(b.weights for b in study.backbones if b.name == target.name),
-            "weights": target.choice.kind, "weights_identity": target.choice.identity,
-            "weights_fallback": target.fallback,
-            "weights_sha256": (target.spec or {}).get("weights_sha256") or "",
-            "input_size": target.input_size, "extractor": target.spec or {},
-            "preprocessing": target.modality.preprocess.to_dict(), "flip_tta": ex["flip_tta"],
-            "fingerprint": _fingerprint(target, case_ids), "versions": library_versions(),
-            "n_images": len(case_ids)}
+def compute(ctx):
+    from pipeline.stages.embedding import embed_study  # noqa: PLC0415  (heavy: image and CNN code)
+
+    return embed_study(ctx, image_index(ctx.session))
 
 
-class _Checkpointer:
-    """Saves partial tables every few seconds so a killed run loses little."""
-
-    def __init__(self, study, every):
-        self.study, self.every, self.last = study, every, time.monotonic()
-
-    def maybe_save(self, targets, rows_by_modality):
-        if time.monotonic() - self.last < self.every:
-            return
-        for t in targets:
-            if t.computed and t.missing:
-                _write(self.study, t, rows_by_modality[t.modality.name], partial=True)
-        self.last = time.monotonic()
-
-
-def _write(study, target, rows, partial=False):
-    have = [i for i, k in enumerate(target.keys) if k in target.done]
-    case_ids = [rows[i][0] for i in have]
-    keys = [target.keys[i] for i in have]
-    dim = len(next(iter(target.done.values()))) if target.done else 0
-    emb = np.stack([target.done[k] for k in keys]) if keys else np.zeros((0, dim), np.float32)
-    attrs = _attrs(study, target, [r[0] for r in rows])
-    if partial:
-        attrs["partial"] = True
-    path = (artifacts.partial_features_file if partial else artifacts.features_file)(
-        study.run_dir, target.modality.name, target.name)
-    write_table(path, EmbeddingTable(case_ids, keys, emb, attrs, target.feature_names))
-    return path
-
-
-def _plan(study, manifest, force, cache_dirs=()):
-    """Resolve weights, hash inputs, load caches; return targets and rows per modality."""
-    ex = study.extract
-    choices = {}
-    for b in study.backbones:
-        choice = resolve_weights(b.name, b.weights, study.seed)
-        fallback = (choice.kind == "imagenet" and choice.path is None and ex["allow_random_fallback"]
-                    and not force and _previous_fallback(study.run_dir, study, b.name))
-        choices[b.name] = (_random_fallback(b.name, study.seed) if fallback else choice, fallback,
-                           b.input_size or default_input_size(b.name))
-    rows_by_modality, targets = {}, []
-    for modality in study.modalities.values():
-        rows = _rows(manifest, modality)
-        rows_by_modality[modality.name] = rows
-        remove_stale_temporaries(artifacts.features_dir(study.run_dir, modality.name))
-        shas = hash_files([r[1] for r in rows] + [r[2] for r in rows if r[2]])
-        for name, (choice, fallback, size) in choices.items():
-            t = Target(modality, name, choice, size, fallback)
-            _set_keys(t, rows, shas, ex["flip_tta"])
-            _load_cache(study, t, rows, force, cache_dirs)
-            targets.append(t)
-    return targets, rows_by_modality
-
-
-def _set_keys(target, rows, shas, flip_tta):
-    target.keys = [_key(shas[str(p)], shas[str(m)] if m else None, target.modality, target, flip_tta)
-                   for _, p, m, _ in rows]
-    target.shas = shas
-
-
-def _load_cache(study, target, rows, force, cache_dirs=()):
-    target.done = {}
-    if force:
-        return
-    final = read_table(artifacts.features_file(study.run_dir, target.modality.name, target.name))
-    if final is not None and final.attrs.get("fingerprint") == _fingerprint(target, [r[0] for r in rows]):
-        target.skipped = True
-    partial = read_table(artifacts.partial_features_file(study.run_dir, target.modality.name, target.name))
-    others = [read_table(artifacts.features_file(d, target.modality.name, target.name)) for d in cache_dirs]
-    wanted = set(target.keys)
-    for table in (final, partial, *others):
-        if table is None:
-            continue
-        reused = {k: v for k, v in table.by_key().items() if k in wanted}
-        if reused and target.spec is None:  # same extractor: keep its recorded spec
-            target.spec = json.loads(table.attrs.get("extractor", "{}")) or None
-            target.feature_names = table.feature_names
-        target.done.update(reused)
-
-
-def _build(study, targets, rows_by_modality):
-    """Load each needed extractor once; fall back to random weights only where the study allows."""
-    ex = study.extract
-    embedders = {}
-    for t in targets:
-        if t.skipped or not t.missing or t.name in embedders:
-            continue
-        try:
-            embedders[t.name] = build_embedder(t.name, t.choice, t.input_size, ex["batch_size"],
-                                               ex["mixed_precision"])
-        except WeightsError as exc:
-            if not (t.choice.kind == "imagenet" and ex["allow_random_fallback"]):
-                raise
-            log.warning("=" * 72)
-            log.warning("ImageNet weights for '%s' are not available: FALLING BACK TO SEEDED RANDOM "
-                        "WEIGHTS. Embeddings are NOT ImageNet features; every artifact records this.", t.name)
-            log.warning("%s", exc)
-            log.warning("=" * 72)
-            choice = _random_fallback(t.name, study.seed)
-            for other in targets:
-                if other.name == t.name:
-                    other.choice, other.fallback = choice, True
-                    rows = rows_by_modality[other.modality.name]
-                    _set_keys(other, rows, other.shas, ex["flip_tta"])
-                    _load_cache(study, other, rows, force=False)
-            embedders[t.name] = build_embedder(t.name, choice, t.input_size, ex["batch_size"],
-                                               ex["mixed_precision"])
-    for t in targets:
-        if t.name in embedders:
-            t.spec = embedders[t.name].spec
-            t.feature_names = getattr(embedders[t.name], "feature_names", None)
-    return embedders
-
-
-def _spec_without_build(target):
-    if target.name == HANDCRAFTED:
-        from features import handcrafted  # noqa: PLC0415
-
-        target.feature_names = handcrafted.feature_names()
-    return {"backbone": target.name, "weights": target.choice.kind,
-            "weights_identity": target.choice.identity, "input_size": target.input_size}
-
-
-def run_extract(study, manifest, force=False, show_progress=True, cache_dirs=()):
-    """Embed what is missing, save every (modality, backbone) file; raise on unreadable images.
-
-    ``cache_dirs`` are other runs whose embeddings may be reused (predict reuses its training run's).
-    """
-    ex = study.extract
-    targets, rows_by_modality = _plan(study, manifest, force, cache_dirs)
-    embedders = _build(study, targets, rows_by_modality)
-    report = ExtractReport()
-    checkpoint = _Checkpointer(study, ex["checkpoint_seconds"])
-    failures = []
-    for modality in study.modalities.values():
-        rows = rows_by_modality[modality.name]
-        mine = [t for t in targets if t.modality is modality and not t.skipped]
-        jobs = []
-        for i, (case_id, path, mask, _) in enumerate(rows):
-            keys = {t.name: t.keys[i] for t in mine if t.keys[i] not in t.done}
-            if keys:
-                jobs.append(ImageJob(case_id, path, mask, keys))
-        by_name = {t.name: t for t in mine}
-
-        def on_result(name, batch_jobs, emb, by_name=by_name):
-            t = by_name[name]
-            for job, row in zip(batch_jobs, emb):
-                t.done[job.keys[name]] = row
-            t.computed += len(batch_jobs)
-            checkpoint.maybe_save(targets, rows_by_modality)
-
-        if jobs:
-            needed = {n for j in jobs for n in j.keys}
-            log.info("%s: embedding %d image(s) with %s", modality.name, len(jobs), ", ".join(sorted(needed)))
-            with progress_bar(len(jobs), f"extract {modality.name}", "img", show_progress) as advance:
-                failures += [(modality.name, f) for f in run_extraction(
-                    jobs, {n: embedders[n] for n in needed}, modality.preprocess, on_result,
-                    batch_size=ex["batch_size"], workers=ex["workers"], flip_tta=ex["flip_tta"],
-                    progress=advance)]
-        for t in mine:
-            label = f"{modality.name}/{t.name}"
-            report.computed[label] = t.computed
-            report.reused[label] = len(t.keys) - t.computed - len(t.missing)
-            if t.spec is None:
-                t.spec = _spec_without_build(t)
-            if t.fallback:
-                report.fallback.append(label)
-            if t.missing:
-                if t.done:
-                    _write(study, t, rows, partial=True)
-                continue
-            report.files.append(_write(study, t, rows))
-            artifacts.partial_features_file(study.run_dir, modality.name, t.name).unlink(missing_ok=True)
-    for t in targets:
-        if t.skipped:
-            report.skipped.append(f"{t.modality.name}/{t.name}")
-            if t.fallback:
-                report.fallback.append(f"{t.modality.name}/{t.name}")
-            report.files.append(artifacts.features_file(study.run_dir, t.modality.name, t.name))
-    _log_report(report)
-    if failures:
-        lines = {r[0]: r[3] for rows in rows_by_modality.values() for r in rows}
-        raise ManifestError(
-            f"{len(failures)} image(s) could not be used; everything else was embedded and saved:",
-            [f"line {lines.get(f.case_id, '?')}, {m}: {f.path}: {f.reason}" for m, f in failures],
-            hint="Fix or remove these images and run extract again: only they will be computed.")
-    return report
-
-
-def _log_report(report):
-    for label, n in report.computed.items():
-        log.info("%s: %d computed, %d reused from cache", label, n, report.reused.get(label, 0))
-    for label in report.skipped:
-        log.info("%s: unchanged (fingerprint matches), nothing to do", label)
-    for label in report.fallback:
-        log.warning("%s: made with SEEDED RANDOM weights (ImageNet weights unavailable)", label)
+STAGE = Stage(
+    name="extract", version=VERSION, folder="features", noun="embeddings",
+    summary="embed images with frozen CNNs (and handcrafted descriptors)",
+    description="Embed every image of every modality with every configured backbone.\n\n"
+                "The study file (YAML) names the manifest, the modalities and their preprocessing, the clinical\n"
+                "columns and the backbones; see configs/demo.yaml for a commented example. Flags override it.\n"
+                "Outputs go to <run>/features/<modality>/<backbone>.h5. A second run with unchanged inputs\n"
+                "computes nothing; new or changed images are the only ones embedded. A killed run resumes.\n\n"
+                "Weights: 'imagenet' (Keras downloads and caches them in ~/.keras/models, or $KERAS_HOME/models),\n"
+                "a local .h5 file or a folder holding the official Keras files (for machines without internet),\n"
+                "or 'random' (seeded; for tests only: random features are not ImageNet features).",
+    config=("modalities", "extract", "seed"),
+    writes=(Artifact("embeddings", "{modality}/{backbone}.h5", "embeddings of one (modality, backbone)"),
+            Artifact("images", "images.json", "the images and masks embedded, with their content hashes")),
+    compute=compute, external=external, explain_external=explain_external, settings=ExtractSettings,
+    needs_manifest=True, needs_images=True,
+    message=lambda o: (f"extract: {sum(o.summary['computed'].values()) if o.ran else 0} embedding(s) computed; "
+                       f"files in {o.folder}"),
+    flags=(Flag("--backbones", "extract.backbones", "comma-separated backbones, e.g. resnet50,vgg16,"
+                "efficientnetb0,handcrafted (any keras.applications name works)", type=lambda t: [
+                    b.strip() for b in t.split(",") if b.strip()]),
+           Flag("--weights", "extract.weights", "imagenet | random | path to a .h5 weights file or folder",
+                type=lambda w: w if w in ("imagenet", "random") else str(Path(w).resolve())),
+           Flag("--batch-size", "extract.batch_size", "images per forward pass (default 16; 8-32 is best on CPU)",
+                type=int),
+           Flag("--workers", "extract.workers", "threads decoding and preprocessing images (default 2)", type=int),
+           Flag("--input-size", "extract.input_size", "backbone input size in pixels (default: the backbone's own)",
+                type=int)),
+)

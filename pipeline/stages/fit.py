@@ -1,107 +1,122 @@
 """The `fit` stage: every learner and the stack, by patient-wise CV on the training split, then one
 evaluation on the held-out split; the model fitted on the whole training split is saved.
 
-Reads: <run>/fused/design.h5 + design.json.
-Writes: <run>/models/<learner>.joblib (+ .json), cv_predictions.csv, holdout_predictions.csv,
-        metrics.json, metrics.csv.
-Config: fit, seed.
+Model building lives in ``models`` (one imblearn Pipeline per learner, the stack, its ablations);
+this module only hands it the design and writes what comes back. All models, metrics and
+predictions of one fit are committed together: a fit killed half-way leaves the previous one.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import shutil
-import time
+from dataclasses import dataclass
 
-import joblib
-from threadpoolctl import threadpool_limits
-import numpy as np
-import pandas as pd
-
-from models.errors import ModelsError
-from models.evaluate import cross_validate_learner, evaluate_holdout
-from models.learners import LEARNERS, make_pipeline, make_stack, without_cache
-from models.tuning import TunedEstimator
-from pipeline import __version__, artifacts
-from pipeline.design_store import write_json
-from pipeline.errors import ConfigError
-from pipeline.fingerprint import hash_json, library_versions
-from pipeline.progress import progress_bar
+from pipeline import settings as s
+from pipeline.contract import Artifact, Flag, Stage
 
 log = logging.getLogger(__name__)
-STAGE_VERSION = 1
+VERSION = 1
 STACK = "stack"
+ABLATIONS = ("modality", "backbone", "images_only", "clinical_only")
 
 
-def check_learners(fit):
-    bad = [n for n in fit["learners"] + (fit["stack_base"] if fit["stack"] else []) + list(fit["params"])
-           + list(fit["tune"]) if n not in LEARNERS]
-    if bad:
-        raise ConfigError(f"Unknown learner(s) in fit: {', '.join(sorted(set(bad)))}",
-                          hint=f"Choose from {', '.join(LEARNERS)}.")
+def _pca(v):
+    return v is None or s.pos_int(v) or s.fraction(v)
 
 
-def build_estimator(name, layout, fit, seed, memory=None):
-    """One unfitted pipeline (or stack) for a learner name, from the study's fit settings."""
-    common = {"balancing": fit["balancing"], "pca_components": fit["pca_components"],
-              "random_state": seed, "k_neighbors": fit["k_neighbors"], "memory": memory}
-    if name == STACK:
-        return make_stack(fit["stack_base"], layout, meta=fit["meta"], params=fit["params"],
-                          meta_params=fit["meta_params"], **common)
-    pipeline = make_pipeline(name, layout, fit["params"].get(name), **common)
-    if name in fit["tune"]:
-        grid = {(k if "__" in k else f"model__{k}"): v for k, v in fit["tune"][name].items()}
-        return TunedEstimator(pipeline, grid, n_iter=fit["tune_iter"], random_state=seed)
-    return pipeline
+def _mapping(v):
+    return isinstance(v, dict)
 
 
-def sub_layout(layout, blocks, clinical):
-    """The layout restricted to some blocks (and their indicators) and optionally the clinical columns."""
-    keep = {b: layout["blocks"][b] for b in blocks}
-    inds = sorted({layout["block_indicators"][b] for b in keep})
-    return {"blocks": keep, "clinical": dict(layout["clinical"]) if clinical else {},
-            "indicators": inds, "block_indicators": {b: layout["block_indicators"][b] for b in keep}}
+@dataclass(frozen=True)
+class FitSettings:
+    learners: list = s.setting(["knn", "svm", "rf", "et", "mlp", "lr", "xgb"], s.text_list,
+                               "a list of learner names", "base learners compared")
+    stack: bool = s.setting(True, s.boolean, "true or false", "add the stacking meta-learner")
+    stack_base: list = s.setting(["knn", "svm", "rf", "et", "mlp"], s.text_list, "a list of learner names",
+                                 "the stack's base learners")
+    meta: str = s.setting("lr", s.text, "a meta-learner name", "the stack's meta-learner")
+    pca_components: object = s.setting(64, _pca, "null, a positive integer or a fraction in (0, 1)",
+                                       "per-block PCA: components, or variance kept")
+    balancing: str = s.setting("smote", s.text, "a balancing name", "class balancing per fold")
+    k_neighbors: int = s.setting(5, s.pos_int, "a positive integer", "SMOTE neighbours")
+    params: dict = s.setting({}, _mapping, "a mapping of learner to settings",
+                             "learner settings, e.g. {rf: {n_estimators: 500}}")
+    meta_params: dict = s.setting({}, _mapping, "a mapping", "meta-learner settings")
+    ablations: list = s.setting(list(ABLATIONS), lambda v: isinstance(v, list) and all(a in ABLATIONS for a in v),
+                                f"a list drawn from {', '.join(ABLATIONS)}", "stack refits on subsets of blocks")
+    tune: dict = s.setting({}, lambda v: _mapping(v) and all(isinstance(d, dict) for d in v.values()),
+                           "a mapping of learner to {parameter: [values]}",
+                           "randomized search nested in each training fold, e.g. {rf: {max_depth: [4, 8, null]}}")
+    tune_iter: int = s.setting(10, s.pos_int, "a positive integer", "candidates tried per tuned learner")
+    n_jobs: int = s.setting(2, lambda v: s.is_int(v) and (v > 0 or v == -1), "a positive integer or -1",
+                            "parallel fits", neutral=True)
+    n_boot: int = s.setting(1000, lambda v: s.is_int(v) and v >= 100, "an integer >= 100",
+                            "bootstrap resamples for held-out intervals")
+
+    def problems(self, where):
+        """Learners, their parameters, meta-learner and balancing against the real registries."""
+        from models.estimators import fit_problems  # noqa: PLC0415
+
+        return fit_problems(self.model_settings(), where)
+
+    def model_settings(self):
+        from models.estimators import FitSettings as ModelSettings  # noqa: PLC0415
+
+        return ModelSettings(**{k: getattr(self, k) for k in ModelSettings.__dataclass_fields__})
 
 
-def ablations(layout, kinds):
-    """name -> restricted layout, for the stack refits the report compares."""
-    blocks = list(layout["blocks"])
-    modality = {b: b.split("/")[0] for b in blocks}
-    backbone = {b: b.split("/")[1] for b in blocks}
-    out = {}
-    if "modality" in kinds and len(set(modality.values())) > 1:
-        for m in sorted(set(modality.values())):
-            out[f"modality:{m}"] = sub_layout(layout, [b for b in blocks if modality[b] == m], False)
-    if "backbone" in kinds and len(set(backbone.values())) > 1:
-        for k in sorted(set(backbone.values())):
-            out[f"backbone:{k}"] = sub_layout(layout, [b for b in blocks if backbone[b] == k], False)
-    if "images_only" in kinds and layout["clinical"]:
-        out["images_only"] = sub_layout(layout, blocks, False)
-    if "clinical_only" in kinds and layout["clinical"]:
-        out["clinical_only"] = sub_layout(layout, [], True)
-    return out
+def _prediction_rows(name, ids, y, proba, classes, extra):
+    import pandas as pd  # noqa: PLC0415
+
+    frame = pd.DataFrame({"case_id": ids, "learner": name, **extra, "y_true": y})
+    for j, c in enumerate(classes):
+        frame[f"proba:{c}"] = proba[:, j]
+    return frame
 
 
-def _columns(layout):
-    return [c for cols in layout["blocks"].values() for c in cols] + list(layout["clinical"]) + \
-        list(layout["indicators"])
+def _metrics_rows(results):
+    rows = []
+    for name, rec in results.items():
+        for metric, value in rec["holdout"].items():
+            low, high = rec["holdout_ci"].get(metric, (None, None))
+            cv = rec["cv"].get(metric, {})
+            rows.append({"learner": name, "ablation": rec["ablation"], "metric": metric,
+                         "cv_mean": cv.get("mean"), "cv_sd": cv.get("sd"), "holdout": value,
+                         "holdout_ci_low": low, "holdout_ci_high": high})
+    return rows
 
 
-def _fingerprint(study, design):
-    return hash_json({"stage": "fit", "version": STAGE_VERSION, "design": design.meta["fingerprint"],
-                      "fit": study.fit, "seed": study.seed})
+def _headline(results):
+    """The main learners' key figures, for the table the command prints (the report has everything)."""
+    rows = []
+    for name, rec in results.items():
+        if rec["ablation"] is None:
+            cv = rec["cv"]["roc_auc"]
+            rows.append({"learner": name, "cv_auc": cv["mean"], "cv_sd": cv["sd"],
+                         "holdout_auc": rec["holdout"]["roc_auc"], "ci": list(rec["holdout_ci"]["roc_auc"]),
+                         "balanced_accuracy": rec["holdout"]["balanced_accuracy"]})
+    return rows
 
 
-def _evaluate(name, estimator, data, fit, seed, positive):
+def _message(outcome):
+    from pipeline.console import format_metrics_table  # noqa: PLC0415
+
+    return f"{format_metrics_table(outcome.summary['headline'])}\nfit: models and metrics in {outcome.folder}"
+
+
+def _evaluate(label, estimator, data, fit, seed, positive):
+    import numpy as np  # noqa: PLC0415
+
+    from models.evaluate import cross_validate_learner, evaluate_holdout  # noqa: PLC0415
+
     X_train, y_train, g_train, folds, X_test, y_test = data
-    cv = cross_validate_learner(estimator, X_train, y_train, folds, n_jobs=fit["n_jobs"], groups=g_train,
+    cv = cross_validate_learner(estimator, X_train, y_train, folds, n_jobs=fit.n_jobs, groups=g_train,
                                 positive=positive)
     hold = evaluate_holdout(estimator, X_train, y_train, X_test, y_test, groups_train=g_train,
-                            n_boot=fit["n_boot"], random_state=seed, positive=positive)
+                            n_boot=fit.n_boot, random_state=seed, positive=positive)
     fold_times = [f["fit_time"] for f in cv.folds]
-    record = {"learner": name, "cv": cv.summary(), "cv_pooled": cv.pooled_metrics(y_train, positive),
+    record = {"learner": label, "cv": cv.summary(), "cv_pooled": cv.pooled_metrics(y_train, positive),
               "holdout": hold.metrics, "holdout_ci": hold.ci,
               "fit_time": {"cv_fold_mean": float(np.mean(fold_times)), "final": hold.fit_time},
               "predict_time": hold.predict_time,
@@ -109,65 +124,32 @@ def _evaluate(name, estimator, data, fit, seed, positive):
     return record, cv, hold
 
 
-def _prediction_rows(name, ids, y, proba, classes, extra):
-    frame = pd.DataFrame({"case_id": ids, "learner": name, **extra, "y_true": y})
-    for j, c in enumerate(classes):
-        frame[f"proba:{c}"] = proba[:, j]
-    return frame
+def _fit_all(ctx, design, cache):
+    import joblib  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+    import pandas as pd  # noqa: PLC0415
 
+    from models.errors import ModelsError  # noqa: PLC0415
+    from models.estimators import ablation_layouts, build_estimator, without_cache  # noqa: PLC0415
+    from pipeline.errors import ConfigError  # noqa: PLC0415
+    from pipeline.fingerprint import library_versions  # noqa: PLC0415
+    from pipeline.progress import progress_bar  # noqa: PLC0415
+    from pipeline.transaction import crash_point  # noqa: PLC0415
 
-def _save_model(study, name, hold, design, layout, fingerprint):
-    path = artifacts.model_file(study.run_dir, name)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    joblib.dump(without_cache(hold.estimator), tmp)
-    os.replace(tmp, path)
-    write_json(path.with_suffix(".json"), {
-        "learner": name, "classes": list(hold.classes), "positive": design.meta["positive"],
-        "layout": layout, "columns": _columns(layout), "fit": study.fit, "seed": study.seed,
-        "fingerprint": fingerprint, "design_fingerprint": design.meta["fingerprint"],
-        "blocks": design.meta["blocks"], "versions": library_versions(), "breastfuse": __version__})
-
-
-def run_fit(study, design, force=False, show_progress=True):
-    """Evaluate and save every learner, the stack and its ablations; return the metrics dict.
-
-    Parallelism comes from joblib over folds; BLAS stays single-threaded, because threaded OpenBLAS
-    next to busy workers measured 100x slower here (a 76 x 2048 SVD: 1 s instead of 10 ms).
-    """
-    cache = artifacts.models_dir(study.run_dir) / ".fusion-cache"
-    shutil.rmtree(cache, ignore_errors=True)
-    try:
-        with threadpool_limits(limits=1):
-            return _run_fit(study, design, force, show_progress, str(cache))
-    finally:
-        shutil.rmtree(cache, ignore_errors=True)
-
-
-def _run_fit(study, design, force, show_progress, cache):
-    fit = study.fit
-    check_learners(fit)
-    fingerprint = _fingerprint(study, design)
-    out_json = artifacts.metrics_json(study.run_dir)
-    if not force and out_json.is_file() and json.loads(out_json.read_text()).get("fingerprint") == fingerprint:
-        log.info("fit: unchanged (fingerprint matches), nothing to do")
-        return json.loads(out_json.read_text())
-    artifacts.models_dir(study.run_dir).mkdir(parents=True, exist_ok=True)
-    write_json(artifacts.study_record(study.run_dir),
-               {**study.config, "manifest": str(study.manifest_path)})  # what predict re-runs
-    layout, positive, seed = design.layout, design.meta["positive"], study.seed
+    fit, seed, layout = ctx.study.fit, ctx.study.seed, design.layout
+    settings, positive = fit.model_settings(), design.meta["positive"]
     train, test = ~design.is_test, design.is_test
     ids = design.frame.index.to_numpy()
-    names = list(fit["learners"]) + ([STACK] if fit["stack"] else [])
-    extra = ablations(layout, fit["ablations"]) if fit["stack"] else {}
+    names = list(fit.learners) + ([STACK] if fit.stack else [])
+    extra = ablation_layouts(layout, fit.ablations) if fit.stack else {}
     jobs = [(n, layout, True) for n in names] + [(f"{STACK}[{a}]", lay, False) for a, lay in extra.items()]
     results, cv_rows, hold_rows = {}, [], []
-    start = time.perf_counter()
-    with progress_bar(len(jobs), "fit", "model", show_progress) as advance:
+    crash_point("fit:before-models")
+    with progress_bar(len(jobs), "fit", "model", ctx.show_progress) as advance:
         for label, lay, is_main in jobs:
-            cols = _columns(lay)
-            X = design.frame[cols]
+            X = design.frame[lay.columns]
             data = (X[train], design.y[train], design.groups[train], design.train_folds(), X[test], design.y[test])
-            estimator = build_estimator(label if is_main else STACK, lay, fit, seed, memory=cache)
+            estimator = build_estimator(label if is_main else STACK, lay, settings, seed, memory=cache)
             try:
                 record, cv, hold = _evaluate(label, estimator, data, fit, seed, positive)
             except ModelsError as exc:
@@ -180,34 +162,70 @@ def _run_fit(study, design, force, show_progress, cache):
                                                 cv.classes, {"repeat": r}))
             hold_rows.append(_prediction_rows(label, ids[test], design.y[test], hold.proba, hold.classes, {}))
             if is_main:
-                _save_model(study, label, hold, design, lay, fingerprint)
+                joblib.dump(without_cache(hold.estimator), ctx.out.path("model", learner=label))
+                ctx.out.write_json("model_info", {
+                    "learner": label, "classes": list(hold.classes), "positive": positive,
+                    "layout": lay.to_dict(), "columns": lay.columns, "fit": ctx.study.config_of(["fit"])["fit"],
+                    "seed": seed, "fingerprint": ctx.fingerprint, "design_fingerprint": design.meta["fingerprint"],
+                    "blocks": design.meta["blocks"], "versions": library_versions()}, learner=label)
+                crash_point("fit:after-model")
             log.info("fit: %s: CV AUC %.3f ± %.3f, held-out AUC %.3f", label, record["cv"]["roc_auc"]["mean"],
                      record["cv"]["roc_auc"]["sd"], record["holdout"]["roc_auc"])
             advance(1)
-    _write_predictions(study, cv_rows, hold_rows)
-    metrics = {"stage": "fit", "stage_version": STAGE_VERSION, "fingerprint": fingerprint,
+    ctx.out.write_csv("cv_predictions", pd.concat(cv_rows, ignore_index=True))
+    ctx.out.write_csv("holdout_predictions", pd.concat(hold_rows, ignore_index=True))
+    ctx.out.write_csv("metrics_table", pd.DataFrame(_metrics_rows(results)))
+    return results
+
+
+def compute(ctx):
+    import shutil  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415
+
+    from models.diagnostics import pca_diagnostics  # noqa: PLC0415
+    from pipeline.fingerprint import library_versions  # noqa: PLC0415
+
+    design = ctx.inputs.design()
+    cache = ctx.out.scratch("fusion-cache")     # identical PCA fits shared across learners, never committed
+    start = time.perf_counter()
+    try:
+        # BLAS stays single-threaded: threaded OpenBLAS next to busy joblib workers measured 100x
+        # slower here (a 76 x 2048 SVD: 1 s instead of 10 ms); parallelism comes from the folds.
+        with threadpool_limits(limits=1):
+            results = _fit_all(ctx, design, str(cache))
+            ctx.out.write_json("pca", pca_diagnostics(design.frame, design.layout, design.is_test))
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    metrics = {"stage": "fit", "stage_version": VERSION, "fingerprint": ctx.fingerprint,
                "design_fingerprint": design.meta["fingerprint"], "classes": design.classes,
-               "positive": positive, "n_train": int(train.sum()), "n_test": int(test.sum()),
-               "learners": results, "config": fit, "seed": seed, "versions": library_versions(),
-               "elapsed_seconds": time.perf_counter() - start}
-    _write_metrics_csv(study, results)
-    write_json(out_json, metrics)
-    return metrics
+               "positive": design.meta["positive"], "n_train": int((~design.is_test).sum()),
+               "n_test": int(design.is_test.sum()), "learners": results,
+               "config": ctx.study.config_of(["fit"])["fit"], "seed": ctx.study.seed,
+               "versions": library_versions(), "elapsed_seconds": time.perf_counter() - start}
+    ctx.out.write_json("metrics", metrics)
+    return {"headline": _headline(results), "learners": [n for n, r in results.items() if r["ablation"] is None],
+            "ablations": [n for n, r in results.items() if r["ablation"] is not None],
+            "n_train": metrics["n_train"], "n_test": metrics["n_test"]}
 
 
-def _write_predictions(study, cv_rows, hold_rows):
-    folder = artifacts.models_dir(study.run_dir)
-    for name, rows in (("cv_predictions.csv", cv_rows), ("holdout_predictions.csv", hold_rows)):
-        artifacts.write_csv(folder / name, pd.concat(rows, ignore_index=True))
-
-
-def _write_metrics_csv(study, results):
-    rows = []
-    for name, rec in results.items():
-        for metric, value in rec["holdout"].items():
-            low, high = rec["holdout_ci"].get(metric, (None, None))
-            cv = rec["cv"].get(metric, {})
-            rows.append({"learner": name, "ablation": rec["ablation"], "metric": metric,
-                         "cv_mean": cv.get("mean"), "cv_sd": cv.get("sd"), "holdout": value,
-                         "holdout_ci_low": low, "holdout_ci_high": high})
-    artifacts.write_csv(artifacts.models_dir(study.run_dir) / "metrics.csv", pd.DataFrame(rows))
+STAGE = Stage(
+    name="fit", version=VERSION, folder="models", noun="fitted models",
+    summary="cross-validate, evaluate on the held-out split and save every learner",
+    description="For every learner (knn, svm, rf, et, mlp, lr, xgb) and the stack: one imblearn pipeline "
+                "(per-block PCA, scaling, clinical encoding, SMOTE, estimator) fitted inside the training folds "
+                "only; patient-wise CV, one held-out evaluation with bootstrap intervals, then the model fitted "
+                "on the whole training split is saved in <run>/models/.",
+    config=("fit", "seed"),
+    reads=("fuse:design", "fuse:design_meta"),
+    writes=(Artifact("model", "{learner}.joblib", "a fitted learner (or the stack)"),
+            Artifact("model_info", "{learner}.json", "its classes, layout, columns, settings"),
+            Artifact("metrics", "metrics.json", "CV and held-out metrics of every learner and ablation"),
+            Artifact("metrics_table", "metrics.csv", "the same as a table"),
+            Artifact("cv_predictions", "cv_predictions.csv", "out-of-fold probabilities"),
+            Artifact("holdout_predictions", "holdout_predictions.csv", "held-out probabilities"),
+            Artifact("pca", "pca.json", "explained variance per block on the training rows (diagnostic)")),
+    compute=compute, settings=FitSettings, message=_message,
+    flags=(Flag("--n-jobs", "fit.n_jobs", "parallel fits (default 2)", type=int),),
+)

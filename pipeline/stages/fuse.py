@@ -1,70 +1,53 @@
 """The `fuse` stage: join the cached embeddings with the clinical table, one row per case, and fix
-the patient-wise held-out split and cross-validation folds. It fits nothing used downstream.
-
-Reads: the manifest, <run>/features/<modality>/<backbone>.h5.
-Writes: <run>/fused/design.h5 and design.json.
-Config: label, clinical, patient_column, fuse, seed (and the modality/backbone lists).
+the patient-wise held-out split and cross-validation folds. It fits nothing.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+from dataclasses import dataclass
 
-import numpy as np
-from threadpoolctl import threadpool_limits
-from sklearn.decomposition import PCA
-from sklearn.preprocessing import StandardScaler
-
-from features.design import assemble_design, block_name, indicator_name
-from features.store import read_table
-from models.errors import ModelsError
-from models.splits import cv_folds, holdout_split, merged_groups
-from pipeline import artifacts
-from pipeline.design_store import Design, read_design, write_design
-from pipeline.errors import ConfigError, StageInputError
-from pipeline.fingerprint import hash_files, hash_json, library_versions
-from pipeline.manifest import effective_labels
+from pipeline import settings as s
+from pipeline.contract import Artifact, Stage
 
 log = logging.getLogger(__name__)
-STAGE_VERSION = 1
+VERSION = 1
+MISSING_MODALITY = ("impute", "drop")
 
 
-def _tables(study):
-    tables, missing = {}, []
-    for modality in study.modalities:
-        for b in study.backbones:
-            path = artifacts.features_file(study.run_dir, modality, b.name)
-            table = read_table(path)
-            if table is None:
-                missing.append(str(path))
-            else:
-                tables[(modality, b.name)] = table
-    if missing:
-        raise StageInputError("Embeddings are missing for this study:", missing,
-                              hint="Run `run_pipeline.py extract -c <study>` first (it resumes).")
-    return tables
+@dataclass(frozen=True)
+class FuseSettings:
+    missing_modality: str = s.setting("impute", s.one_of(MISSING_MODALITY), "'impute' or 'drop'",
+                                      "cases lacking a modality: impute per fold (with an indicator) or drop")
+    test_size: float = s.setting(0.2, s.fraction, "a fraction between 0 and 1", "held-out share of patients")
+    n_folds: int = s.setting(5, lambda v: s.is_int(v) and v >= 2, "an integer >= 2", "cross-validation folds")
+    n_repeats: int = s.setting(1, s.pos_int, "a positive integer", "repeated cross-validation")
+    group_column: str | None = s.setting(None, s.opt_text, "a column name or null",
+                                         "extra grouping kept within one fold (e.g. near-duplicate groups)")
 
 
-def _classes(study, labels):
-    classes = sorted(set(labels) - {""})
-    positive = study.config["label"]["positive"]
-    if positive is not None and len(classes) == 2:
-        classes = [c for c in classes if c != positive] + [positive]
-    elif positive is not None and positive not in classes:
-        raise ConfigError(f"label.positive '{positive}' is not among the classes {classes}")
-    return classes, positive if len(classes) == 2 else None
+def external(session):
+    manifest = session.manifest
+    return {"manifest": {"sha256": session.hashes.sha256(manifest.path), "rows": int(len(manifest.frame))}}
 
 
-def _exclusions(study, manifest, labels, tables):
+def explain_external(old, new, session):
+    was, now = old.get("manifest", {}), new.get("manifest", {})
+    if was.get("rows") != now.get("rows"):
+        return [f"it was built from another manifest ({was.get('rows')} rows, now {now.get('rows')})"]
+    return [f"it was built from another manifest (same {now.get('rows')} rows, other content)"]
+
+
+def _exclusions(study, manifest, labels):
     """(case_id, reason) for every case left out; nothing is dropped silently."""
+    import numpy as np  # noqa: PLC0415
+
     frame = manifest.frame
     out = []
-    raw = frame[study.label_column]
-    for case, original, new in zip(frame["case_id"], raw, labels):
+    for case, original, new in zip(frame["case_id"], frame[study.label_column], labels):
         if new == "":
             out.append((case, f"label '{original}' is in label.drop"))
-    if study.fuse["missing_modality"] == "drop":
+    if study.fuse.missing_modality == "drop":
         for modality in study.modalities.values():
             for case, cell in zip(frame["case_id"], frame[modality.path_column]):
                 if cell == "":
@@ -74,63 +57,51 @@ def _exclusions(study, manifest, labels, tables):
         no_image &= (frame[modality.path_column] == "").to_numpy()
     if not study.clinical:
         out += [(c, "no image in any modality and no clinical columns") for c in frame["case_id"][no_image]]
-    seen, unique = set(), []
+    first = {}
     for case, reason in out:
-        if case not in seen:
-            seen.add(case)
-            unique.append((case, reason))
-    return unique
+        first.setdefault(case, reason)
+    return list(first.items())
+
+
+def _classes(study, labels):
+    from pipeline.errors import ConfigError  # noqa: PLC0415
+
+    classes = sorted(set(labels) - {""})
+    positive = study.label.positive
+    if positive is not None and len(classes) == 2:
+        classes = [c for c in classes if c != positive] + [positive]
+    elif positive is not None and positive not in classes:
+        raise ConfigError(f"label.positive '{positive}' is not among the classes {classes}")
+    return classes, positive if len(classes) == 2 else None
 
 
 def _splits(study, y, patients, extra):
+    import numpy as np  # noqa: PLC0415
+
+    from models.errors import ModelsError  # noqa: PLC0415
+    from models.splits import cv_folds, holdout_split  # noqa: PLC0415
+    from pipeline.errors import ConfigError  # noqa: PLC0415
+
     fz = study.fuse
     try:
-        train, test = holdout_split(y, patients, fz["test_size"], study.seed, extra)
-        folds_train = cv_folds(y[train], patients[train], fz["n_folds"], fz["n_repeats"], study.seed,
+        train, test = holdout_split(y, patients, fz.test_size, study.seed, extra)
+        folds_train = cv_folds(y[train], patients[train], fz.n_folds, fz.n_repeats, study.seed,
                                None if extra is None else extra[train])
     except ModelsError as exc:
         raise ConfigError(f"Cannot split this study: {exc}",
                           hint="Lower fuse.n_folds or raise fuse.test_size, or add cases.") from None
     is_test = np.zeros(len(y), bool)
     is_test[test] = True
-    folds = np.full((fz["n_repeats"], len(y)), -1, dtype=int)
+    folds = np.full((fz.n_repeats, len(y)), -1, dtype=int)
     for r, rep in enumerate(folds_train):
         for k, (_, val) in enumerate(rep):
             folds[r, train[val]] = k
     return is_test, folds
 
 
-def pca_diagnostics(frame, layout, is_test):
-    """Explained variance per block, on training rows that have the modality (diagnostic only)."""
-    out = {}
-    for block, cols in layout["blocks"].items():
-        rows = (~is_test) & (frame[layout["block_indicators"][block]] == 0).to_numpy()
-        x = frame.loc[rows, cols].to_numpy()
-        if len(x) < 3:
-            continue
-        ratio = PCA(random_state=0).fit(StandardScaler().fit_transform(x)).explained_variance_ratio_
-        cum = np.cumsum(ratio)
-        out[block] = {"n_features": len(cols), "n_train_rows": int(len(x)),
-                      "ratio": ratio[:50].round(6).tolist(),
-                      "components_for": {str(f): int(np.searchsorted(cum, f) + 1) for f in (0.8, 0.9, 0.95, 0.99)}}
-    return out
-
-
-def _single_threaded(fn, *args):
-    """Threaded OpenBLAS measured up to 100x slower for these small SVDs on a busy machine."""
-    with threadpool_limits(limits=1):
-        return fn(*args)
-
-
-def _fingerprint(study, manifest, tables):
-    return hash_json({"stage": "fuse", "version": STAGE_VERSION,
-                      "manifest": hash_files([manifest.path])[str(manifest.path)],
-                      "features": {f"{m}/{b}": t.attrs.get("fingerprint") for (m, b), t in sorted(tables.items())},
-                      "label": study.config["label"], "clinical": study.clinical,
-                      "patient_column": study.patient_column, "fuse": study.fuse, "seed": study.seed})
-
-
 def _summary(frame, y, classes, study, is_test, folds, excluded):
+    from features.design import indicator_name  # noqa: PLC0415
+
     counts = {c: int((y == c).sum()) for c in classes}
     missing_mod = {m: int(frame[indicator_name(m)].sum()) for m in study.modalities}
     missing_clin = {c: int(frame[c].isna().sum()) for c in study.clinical}
@@ -141,49 +112,61 @@ def _summary(frame, y, classes, study, is_test, folds, excluded):
             "fold_sizes": fold_sizes, "n_excluded": len(excluded)}
 
 
-def run_fuse(study, manifest, force=False):
-    """Build and save the design; return it (or the saved one when nothing changed)."""
-    tables = _tables(study)
-    fingerprint = _fingerprint(study, manifest, tables)
-    json_path = artifacts.design_json(study.run_dir)
-    if not force and json_path.is_file() and artifacts.design_file(study.run_dir).is_file():
-        if json.loads(json_path.read_text()).get("fingerprint") == fingerprint:
-            log.info("fuse: unchanged (fingerprint matches), nothing to do")
-            return read_design(study.run_dir)
+def compute(ctx):
+    import numpy as np  # noqa: PLC0415
+
+    from features.design import assemble_design, block_name  # noqa: PLC0415
+    from models.splits import merged_groups  # noqa: PLC0415
+    from pipeline.design_store import Design, write_design_files  # noqa: PLC0415
+    from pipeline.fingerprint import library_versions  # noqa: PLC0415
+    from pipeline.manifest import effective_labels  # noqa: PLC0415
+
+    study, manifest = ctx.study, ctx.manifest
+    tables = {(m, b.name): ctx.inputs.read("extract:embeddings", modality=m, backbone=b.name)
+              for m in study.modalities for b in study.backbones}
     frame = manifest.frame
     labels = effective_labels(study, frame[study.label_column])
-    excluded = _exclusions(study, manifest, labels, tables)
-    drop = {c for c, _ in excluded}
-    keep = ~frame["case_id"].isin(drop).to_numpy()
+    excluded = _exclusions(study, manifest, labels)
+    keep = ~frame["case_id"].isin({c for c, _ in excluded}).to_numpy()
     kept = frame[keep].reset_index(drop=True)
     y = labels[keep].to_numpy(dtype=object)
     classes, positive = _classes(study, y)
-    design_frame, layout = assemble_design(kept["case_id"], kept, tables, study.clinical)
+    design_frame, layout = assemble_design(kept["case_id"], kept, tables, dict(study.clinical))
     patients = kept[study.patient_column].to_numpy(dtype=object)
-    group_col = study.fuse["group_column"]
-    extra = None
-    if group_col:
-        extra = kept[group_col].replace("", np.nan).to_numpy(dtype=object)
+    group_col = study.fuse.group_column
+    extra = kept[group_col].replace("", np.nan).to_numpy(dtype=object) if group_col else None
     is_test, folds = _splits(study, y, patients, extra)
-    groups = merged_groups(patients, extra)
-    meta = {"stage": "fuse", "stage_version": STAGE_VERSION, "study": study.config["study"],
-            "fingerprint": fingerprint, "layout": layout, "classes": classes, "positive": positive,
-            "label_column": study.label_column, "label_map": study.config["label"]["map"],
-            "excluded": [{"case_id": c, "reason": r} for c, r in excluded],
-            "summary": _summary(design_frame, y, classes, study, is_test, folds, excluded),
-            "pca_diagnostics": _single_threaded(pca_diagnostics, design_frame, layout, is_test),
-            "blocks": {block_name(m, b): {"modality": m, "backbone": b,
-                                          "weights": t.attrs.get("weights"),
+    summary = _summary(design_frame, y, classes, study, is_test, folds, excluded)
+    meta = {"stage": "fuse", "stage_version": VERSION, "study": study.name, "fingerprint": ctx.fingerprint,
+            "layout": layout, "classes": classes, "positive": positive, "label_column": study.label_column,
+            "label_map": dict(study.label.map), "excluded": [{"case_id": c, "reason": r} for c, r in excluded],
+            "summary": summary,
+            "blocks": {block_name(m, b): {"modality": m, "backbone": b, "weights": t.attrs.get("weights"),
                                           "weights_fallback": bool(t.attrs.get("weights_fallback")),
                                           "weights_identity": t.attrs.get("weights_identity"),
                                           "fingerprint": t.attrs.get("fingerprint")}
                        for (m, b), t in tables.items()},
-            "config": {k: study.config[k] for k in ("label", "clinical", "patient_column", "fuse", "seed")},
-            "group_column": group_col, "versions": library_versions()}
-    design = Design(design_frame, y, groups, is_test, folds, meta)
-    write_design(study.run_dir, design)
-    s = meta["summary"]
+            "config": study.config_of(STAGE.config), "group_column": group_col, "versions": library_versions()}
+    design = Design(design_frame, y, merged_groups(patients, extra), is_test, folds, meta)
+    write_design_files(ctx.out.path("design"), ctx.out.path("design_meta"), design)
     log.info("fuse: %d cases (%s), %d held out, %d excluded; %d columns in %d blocks + %d clinical",
-             s["n_cases"], ", ".join(f"{k} {v}" for k, v in s["class_counts"].items()), s["n_test"],
-             len(excluded), design_frame.shape[1], len(layout["blocks"]), len(layout["clinical"]))
-    return design
+             summary["n_cases"], ", ".join(f"{k} {v}" for k, v in summary["class_counts"].items()),
+             summary["n_test"], len(excluded), design_frame.shape[1], len(layout["blocks"]), len(layout["clinical"]))
+    return {k: summary[k] for k in ("n_cases", "n_train", "n_test", "n_excluded", "class_counts")}
+
+
+STAGE = Stage(
+    name="fuse", version=VERSION, folder="fused", noun="fused design",
+    summary="join embeddings and clinical data; fix patient-wise split and folds",
+    description="Join the cached embeddings of every (modality, backbone) with the clinical table into one "
+                "design (one row per case), and record the patient-wise held-out split and CV folds in "
+                "<run>/fused/. Fits nothing.",
+    config=("modalities", "extract", "label", "clinical", "patient_column", "fuse", "seed"),
+    reads=("extract:embeddings",),
+    writes=(Artifact("design", "design.h5", "design matrix, labels, groups, split and folds"),
+            Artifact("design_meta", "design.json", "block layout, classes, exclusions, summary")),
+    compute=compute, external=external, explain_external=explain_external, settings=FuseSettings,
+    message=lambda o: (f"fuse: {o.summary['n_cases']} cases, {o.summary['n_train']} training / "
+                       f"{o.summary['n_test']} held out, {o.summary['n_excluded']} excluded; design in {o.folder}"),
+    needs_manifest=True,
+)
