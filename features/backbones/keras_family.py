@@ -1,31 +1,27 @@
-"""Backbone registry and embedders: frozen keras.applications CNNs and the handcrafted block.
+"""The keras family: frozen keras.applications CNNs with global average pooling.
 
-TensorFlow is imported here only, and only when a CNN is built, so that nothing else pays for it.
-Weights are resolved (and fingerprinted) without TensorFlow, so cached runs never import it.
+TensorFlow is imported here only, and only when a model is built; names and weights are checked
+and resolved (and fingerprinted) without it, so validation and cached runs never import it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
-import logging
 import os
+import random
 import socket
-import zlib
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
-from features import handcrafted
+from features.backbones.keras_names import KERAS_APPLICATIONS
+from features.backbones.protocol import WeightsChoice, random_seed_for
 from features.errors import BackboneError, WeightsError
-from features.preprocess import fit_square, fit_square_mask
+from features.hashing import file_sha256, version_of
 
-log = logging.getLogger(__name__)
-
-HANDCRAFTED = "handcrafted"
+NOTE = "any keras.applications model"
 
 
 @dataclass(frozen=True)
@@ -51,14 +47,23 @@ BACKBONES = {
     "inceptionv3": BackboneInfo("InceptionV3", "inception_v3", 299,
                                 "inception_v3" + _TF_NOTOP),
 }
+#: For models whose constructor declares no default size (MobileNetV3).
 GENERIC_INPUT_SIZE = 224
 
 
+def knows(name):
+    return name in BACKBONES or name in KERAS_APPLICATIONS
+
+
+def names(every=False):
+    return tuple(BACKBONES) + (tuple(n for n in KERAS_APPLICATIONS if n not in BACKBONES) if every else ())
+
+
 def default_input_size(name):
-    if name == HANDCRAFTED:
-        return handcrafted.DEFAULT_SIZE
     info = BACKBONES.get(name)
-    return info.input_size if info else GENERIC_INPUT_SIZE
+    if info:
+        return info.input_size
+    return KERAS_APPLICATIONS.get(name, (None, None))[1] or GENERIC_INPUT_SIZE
 
 
 def keras_home():
@@ -67,40 +72,6 @@ def keras_home():
         return Path(os.environ["KERAS_HOME"])
     home = Path.home()
     return (home if os.access(home, os.W_OK) else Path("/tmp")) / ".keras"
-
-
-def file_sha256(path, chunk=1 << 20):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def version_of(package):
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def tensorflow_version():
-    return version_of("tensorflow") or version_of("tensorflow-cpu")
-
-
-@dataclass(frozen=True)
-class WeightsChoice:
-    """Resolved weights: ``kind`` is imagenet, file or random; ``identity`` keys the cache."""
-
-    kind: str
-    identity: str
-    path: Path | None = None
-    seed: int | None = None
-
-
-def random_seed_for(name, seed):
-    """A per-backbone seed, so a backbone's random weights don't depend on which others are built."""
-    return (int(seed) * 1_000_003 + zlib.crc32(name.encode())) % (2**31 - 1)
 
 
 def _expected_file(name):
@@ -123,10 +94,21 @@ def _find_in_folder(name, folder):
                        f"backbone (extract.backbones: [{{name: {name}, weights: /path/file.h5}}]).")
 
 
+def _not_found(name, weights):
+    return (f"Weights for backbone '{name}' not found: {weights} is neither 'imagenet', 'random', "
+            f"an existing .h5 file nor a folder.")
+
+
+def problems(name, weights=None):
+    if weights is None or weights in ("imagenet", "random"):
+        return []
+    if not isinstance(weights, (str, os.PathLike)):
+        return [f"Weights for backbone '{name}': expected 'imagenet', 'random' or a path, got {weights!r}."]
+    return [] if Path(weights).expanduser().exists() else [_not_found(name, weights)]
+
+
 def resolve_weights(name, weights, seed):
     """Turn the config's weights setting into a WeightsChoice, without importing TensorFlow."""
-    if name == HANDCRAFTED:
-        return WeightsChoice("none", f"handcrafted-v{handcrafted.HANDCRAFTED_VERSION}")
     if weights == "random":
         s = random_seed_for(name, seed)
         return WeightsChoice("random", f"random:seed={s}", seed=s)
@@ -139,8 +121,7 @@ def resolve_weights(name, weights, seed):
     if path.is_dir():
         path = _find_in_folder(name, path)
     if not path.is_file():
-        raise WeightsError(f"Weights for backbone '{name}' not found: {weights} is neither 'imagenet', "
-                           f"'random', an existing .h5 file nor a folder.")
+        raise WeightsError(_not_found(name, weights))
     return WeightsChoice("file", f"sha256:{file_sha256(path)}", path=path.resolve())
 
 
@@ -199,15 +180,11 @@ def _import_keras():
 def _keras_constructor(keras, name):
     """The keras.applications class and its module's preprocess_input, for any model name."""
     info = BACKBONES.get(name)
-    wanted = info.class_name if info else None
+    wanted = info.class_name if info else KERAS_APPLICATIONS.get(name, (None,))[0]
     apps = keras.applications
-    if wanted is None:
-        matches = [a for a in dir(apps) if a.lower() == name and callable(getattr(apps, a))]
-        if not matches:
-            known = sorted({a.lower() for a in dir(apps) if a[:1].isupper()})
-            raise BackboneError(f"Unknown backbone '{name}'. Use '{HANDCRAFTED}' or a keras.applications "
-                                f"model name: {', '.join(known)}.")
-        wanted = matches[0]
+    if wanted is None or not callable(getattr(apps, wanted, None)):
+        raise BackboneError(f"Unknown backbone '{name}': keras {keras.__version__} has no such "
+                            f"keras.applications model.")
     ctor = getattr(apps, wanted)
     for attr in dir(apps):
         module = getattr(apps, attr)
@@ -243,6 +220,38 @@ def _download_guard(name):
         socket.setdefaulttimeout(old_timeout)
 
 
+#: Keras's own globals that ``set_random_seed`` and ``set_dtype_policy`` write (per thread).
+_KERAS_GLOBALS = ("dtype_policy", "global_random_seed", "global_seed_generator")
+
+
+@contextlib.contextmanager
+def scoped_global_state(keras, seed=None, policy=None):
+    """Seed and dtype policy for one model's construction, then the process's own put back.
+
+    Seeding uses ``keras.utils.set_random_seed`` as a process-wide call would, so random weights are
+    the same numbers; the Python, NumPy, TensorFlow and Keras seeds and the global dtype policy are
+    restored afterwards, so building an embedder changes no one else's randomness or precision.
+    """
+    from keras.src.backend.common import global_state  # noqa: PLC0415
+    from tensorflow.python.eager import context  # noqa: PLC0415
+
+    saved_keras = {k: global_state.get_global_attribute(k) for k in _KERAS_GLOBALS}
+    saved_random, saved_numpy, saved_tf = random.getstate(), np.random.get_state(), context.global_seed()
+    try:
+        if policy is not None:
+            keras.config.set_dtype_policy(policy)
+        if seed is not None:
+            keras.utils.set_random_seed(seed)
+        yield
+    finally:
+        for key, value in saved_keras.items():
+            global_state.set_global_attribute(key, value)
+        random.setstate(saved_random)
+        np.random.set_state(saved_numpy)
+        if seed is not None:
+            context.set_global_seed(saved_tf)
+
+
 class KerasEmbedder:
     """A frozen keras.applications model with global average pooling, run on fixed-size batches.
 
@@ -250,20 +259,22 @@ class KerasEmbedder:
     numbers whatever batch it lands in.
     """
 
+    feature_names = None  # CNN features have no names
+
     def __init__(self, name, choice, input_size=None, batch_size=16, mixed_precision=False):
         self.name, self.choice = name, choice
         self.input_size = input_size or default_input_size(name)
         self.batch_size = batch_size
         keras, tf = _import_keras()
         ctor, self._preprocess, preprocess_name = _keras_constructor(keras, name)
-        if mixed_precision and tf.config.list_physical_devices("GPU"):
-            keras.mixed_precision.set_global_policy("mixed_float16")
+        self.device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
+        mixed = bool(mixed_precision and self.device == "GPU")
         shape = (self.input_size, self.input_size, 3)
         weights = {"imagenet": "imagenet", "file": str(choice.path), "random": None}[choice.kind]
-        if choice.kind == "random":
-            keras.utils.set_random_seed(choice.seed)
         try:
-            with _download_guard(name) as seen:
+            with scoped_global_state(keras, seed=choice.seed if choice.kind == "random" else None,
+                                     policy="mixed_float16" if mixed else None), \
+                    _download_guard(name) as seen:
                 self.model = ctor(include_top=False, weights=weights, input_shape=shape, pooling="avg")
         except ValueError as exc:
             raise WeightsError(f"Backbone '{name}' could not be built with weights {weights!r} at input "
@@ -277,17 +288,17 @@ class KerasEmbedder:
         self.dim = int(self.model.output_shape[-1])
         self._forward = tf.function(lambda x: self.model(x, training=False),
                                     input_signature=[tf.TensorSpec((batch_size, *shape), tf.float32)])
-        self.device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
         self.spec = {"backbone": name, "kind": "keras", "class": self.model.name,
                      "weights": choice.kind, "weights_identity": choice.identity,
                      "weights_sha256": weights_sha, "input_size": self.input_size,
                      "pooling": "avg", "include_top": False,
                      "preprocess_input": preprocess_name, "dim": self.dim,
-                     "mixed_precision": bool(mixed_precision and self.device == "GPU"),
-                     "tensorflow": tf.__version__, "keras": keras.__version__}
+                     "mixed_precision": mixed, "tensorflow": tf.__version__, "keras": keras.__version__}
 
     def prepare(self, gray, mask=None, resize_mode="pad"):
         """Square, 3-channel, backbone-normalised float32 image (runs in worker threads)."""
+        from features.preprocess import fit_square  # noqa: PLC0415  (keeps cv2 out of validation)
+
         square = fit_square(gray, self.input_size, resize_mode).astype(np.float32)
         rgb = np.repeat(square[..., None], 3, axis=-1)
         return np.asarray(self._preprocess(rgb), dtype=np.float32)
@@ -306,38 +317,7 @@ class KerasEmbedder:
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
 
-class HandcraftedEmbedder:
-    """Intensity, texture and shape descriptors as a block like any backbone (no weights)."""
-
-    def __init__(self, input_size=None):
-        self.name = HANDCRAFTED
-        self.input_size = input_size or handcrafted.DEFAULT_SIZE
-        self.feature_names = handcrafted.feature_names()
-        self.dim = len(self.feature_names)
-        self.device = "CPU"
-        self.spec = {"backbone": HANDCRAFTED, "kind": "handcrafted",
-                     "version": handcrafted.HANDCRAFTED_VERSION, "input_size": self.input_size,
-                     "dim": self.dim, "weights": "none",
-                     "weights_identity": f"handcrafted-v{handcrafted.HANDCRAFTED_VERSION}",
-                     "scikit-image": version_of("scikit-image"), "opencv": version_of("opencv-python-headless")}
-
-    def prepare(self, gray, mask=None, resize_mode="pad"):
-        """The whole descriptor is computed here, in the worker threads."""
-        square = fit_square(gray, self.input_size, resize_mode)
-        sq_mask = fit_square_mask(mask, self.input_size, resize_mode) if mask is not None else None
-        return handcrafted.handcrafted_features(square, sq_mask, size=self.input_size)
-
-    def embed(self, vectors):
-        return np.asarray(vectors, dtype=np.float32).reshape(len(vectors), self.dim)
-
-
-def build_embedder(name, choice, input_size=None, batch_size=16, mixed_precision=False):
-    """Load one extractor for the given resolved weights (once per process: models are reused)."""
-    if name == HANDCRAFTED:
-        return HandcraftedEmbedder(input_size=input_size)
-    return _cached_keras_embedder(name, choice, input_size, batch_size, mixed_precision)
-
-
 @functools.lru_cache(maxsize=8)
-def _cached_keras_embedder(name, choice, input_size, batch_size, mixed_precision):
+def build(name, choice, input_size=None, batch_size=16, mixed_precision=False):
+    """One model per setting per process: extract, explain and predict reuse it."""
     return KerasEmbedder(name, choice, input_size, batch_size, mixed_precision)
