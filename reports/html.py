@@ -11,8 +11,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-SECTIONS = ("Study summary", "Classifier comparison", "Curves", "Significance", "Ablations",
-            "Embeddings", "SHAP attributions", "Provenance")
+SEARCH_PATH = [TEMPLATES]   # folders holding report.html.j2 and sections/<id>.html.j2, first match wins
 
 
 def _fmt(value, digits=3):
@@ -30,8 +29,9 @@ def _pvalue(value):
 
 
 def _environment():
-    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True, undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True)
+    # keep_trailing_newline: each section partial ends its last line, so sections stay apart in the source
+    env = Environment(loader=FileSystemLoader([str(p) for p in SEARCH_PATH]), autoescape=True,
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["fmt"] = _fmt
     env.filters["pvalue"] = _pvalue
     env.filters["svg"] = lambda s: Markup(s) if s else ""
@@ -40,7 +40,7 @@ def _environment():
 
 
 def render_report(page):
-    """page: {"title", "summary", "comparison", "curves", "significance", "ablation", "embeddings",
-    "shap", "trees", "trees_skipped", "occlusion", "provenance", "generated"} as built by
-    ``reports.sections``; returns the HTML text."""
-    return _environment().get_template("report.html.j2").render(sections=SECTIONS, **page)
+    """page: {"title", "generated", "banner", "sections": [{"id", "title", "data"}]} as
+    ``reports.build_page`` makes it; returns the HTML text. Each section renders through its own
+    partial, sections/<id>.html.j2, which sees its data as ``data``."""
+    return _environment().get_template("report.html.j2").render(**page)

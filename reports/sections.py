@@ -1,17 +1,19 @@
-"""The report's sections as plain data: dicts for the template plus a table (DataFrame) per export.
+"""The report's sections, in one registry (``SECTIONS``): each builds plain data for its template
+partial (templates/sections/<id>.html.j2) and a table (DataFrame) per export.
 
-Inputs are what the stages wrote, already loaded (dicts and frames); nothing is refitted or read.
+Every builder is ``build(inputs, context) -> (data, {export name: DataFrame})`` on a ``ReportInputs``
+already loaded; nothing is refitted or read. Adding a section: its builder and entry here, its partial.
 """
 from __future__ import annotations
 
-import shlex
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from . import plots, stats
-from .shapley import waterfall_steps
-from .trees import beeswarm_rows
+from .shap_section import shap_section
 
 LOWER_IS_BETTER = {"brier"}
 METRIC_ORDER = ("accuracy", "balanced_accuracy", "precision", "recall", "specificity", "f1",
@@ -30,8 +32,9 @@ def main_learners(metrics):
     return [n for n, r in metrics["learners"].items() if r.get("ablation") is None]
 
 
-def study_summary(meta, clinical, y, case_label):
+def study_summary(inputs, context):
     """Cases per class, modality presence, missing clinical values, exclusions, splits, warnings."""
+    meta = inputs.design_meta
     s = meta["summary"]
     n = s["n_cases"]
     classes = [{"name": c, "n": s["class_counts"].get(c, 0), "test": s.get("test_class_counts", {}).get(c, 0)}
@@ -41,20 +44,19 @@ def study_summary(meta, clinical, y, case_label):
                       "present": n - s.get("missing_modality", {}).get(m, 0)} for m in modalities]
     clinical_rows = [{"column": c, "kind": k, "missing": s.get("missing_clinical", {}).get(c, 0)}
                      for c, k in meta["layout"]["clinical"].items()]
-    excluded = [{"case": case_label(e["case_id"]), "reason": e["reason"]} for e in meta.get("excluded", [])]
-    warnings = stats.leak_warnings(clinical, y, meta["layout"]["clinical"])
+    excluded = [{"case": context.label(e["case_id"]), "reason": e["reason"]} for e in meta.get("excluded", [])]
+    warnings = stats.leak_warnings(inputs.clinical, inputs.y, meta["layout"]["clinical"])
     tables = {"classes": pd.DataFrame(classes), "modalities": pd.DataFrame(modality_rows),
               "missing_clinical": pd.DataFrame(clinical_rows, columns=["column", "kind", "missing"]),
               "excluded": pd.DataFrame(excluded, columns=["case", "reason"])}
     return {"n_cases": n, "classes": classes, "modalities": modality_rows, "clinical": clinical_rows,
             "excluded": excluded, "n_train": s.get("n_train"), "n_test": s.get("n_test"),
-            "fold_sizes": s.get("fold_sizes", []), "warnings": warnings,
-            "banner": stats.weights_fallback_banner(meta.get("blocks", {}))}, tables
+            "fold_sizes": s.get("fold_sizes", []), "warnings": warnings}, tables
 
 
-def comparison(metrics):
+def comparison(inputs, context):
     """Every main learner and the stack: CV mean ± sd and held-out value with its 95% interval."""
-    names = main_learners(metrics)
+    metrics, names = inputs.metrics, context.learners
     metric_names = [m for m in METRIC_ORDER if any(m in metrics["learners"][n]["holdout"] for n in names)]
     best = {}
     for kind in ("cv", "holdout"):
@@ -82,13 +84,13 @@ def comparison(metrics):
         fit_time = rec.get("fit_time", {})
         rows.append({"learner": n, "cells": cells, "fit_time": _num(fit_time.get("final")),
                      "fold_time": _num(fit_time.get("cv_fold_mean")), "notes": rec.get("notes", [])})
-    return {"metrics": metric_names, "rows": rows}, pd.DataFrame(flat)
+    return {"metrics": metric_names, "rows": rows}, {"comparison": pd.DataFrame(flat)}
 
 
-def curves(metrics, holdout, cv):
+def curves(inputs, context):
     """ROC and PR curves (held-out and pooled CV), calibration (pooled CV), confusion matrices."""
-    classes, positive = metrics["classes"], metrics["positive"]
-    names = main_learners(metrics)
+    classes, positive = inputs.metrics["classes"], inputs.metrics["positive"]
+    names, holdout, cv = context.learners, inputs.holdout, inputs.cv
     panels = []
     for target in stats.curve_targets(classes, positive):
         j = classes.index(target)
@@ -124,13 +126,13 @@ def curves(metrics, holdout, cv):
         confusions.append(plots.confusion_svg(matrix, classes, f"{n}, held-out"))
         rows += [{"learner": n, "true": t, **{f"pred:{c}": matrix[i][k] for k, c in enumerate(classes)}}
                  for i, t in enumerate(classes)]
-    return {"panels": panels, "confusions": confusions}, pd.DataFrame(rows)
+    return {"panels": panels, "confusions": confusions}, {"confusion": pd.DataFrame(rows)}
 
 
-def significance(metrics, holdout):
+def significance(inputs, context):
     """McNemar (Holm) between every pair of main learners; DeLong of each AUC against the best."""
-    classes, positive = metrics["classes"], metrics["positive"]
-    names = [n for n in main_learners(metrics) if (holdout.learner == n).any()]
+    classes, positive, holdout = inputs.metrics["classes"], inputs.metrics["positive"], inputs.holdout
+    names = [n for n in context.learners if (holdout.learner == n).any()]
     ref = holdout[holdout.learner == names[0]].set_index("case_id")
     y = ref.y_true.to_numpy()
     preds, scores = {}, {}
@@ -146,10 +148,10 @@ def significance(metrics, holdout):
     return {"mcnemar": mc, "delong": dl, "multiclass": len(classes) > 2}, tables
 
 
-def ablation(metrics):
+def ablation(inputs, context):
     """The stack refitted on subsets of the blocks, beside the full stack: held-out AUC with intervals."""
     rows = []
-    for n, rec in metrics["learners"].items():
+    for n, rec in inputs.metrics["learners"].items():
         if rec.get("ablation") is None and n != "stack":
             continue
         low, high = rec.get("holdout_ci", {}).get("roc_auc") or (None, None)
@@ -162,13 +164,13 @@ def ablation(metrics):
         svg = plots.bar_chart([r["ablation"] for r in rows], [r["holdout_auc"] for r in rows],
                               "Held-out ROC AUC by ablation (95% interval)", "ROC AUC",
                               lows=[r["low"] for r in rows], highs=[r["high"] for r in rows])
-    return {"rows": rows, "svg": svg}, pd.DataFrame(rows)
+    return {"rows": rows, "svg": svg}, {"ablation": pd.DataFrame(rows)}
 
 
-def embeddings(meta, pca_components):
-    """Explained variance of PCA per block (fitted on the training rows by fuse's diagnostics)."""
-    rows, series = [], []
-    for block, d in meta.get("pca_diagnostics", {}).items():
+def embeddings(inputs, context):
+    """Explained variance of PCA per block (the diagnostics were fitted on the training rows only)."""
+    rows, series, pca_components = [], [], inputs.pca_components
+    for block, d in inputs.pca_diagnostics.items():
         ratio = np.asarray(d.get("ratio", []), float)
         cum = np.cumsum(ratio)
         series.append({"name": block, "x": list(range(1, len(cum) + 1)), "y": cum.tolist()})
@@ -182,101 +184,35 @@ def embeddings(meta, pca_components):
         top = max(len(s["x"]) for s in series)
         svg = plots.line_chart(series, "Cumulative explained variance per block", "components",
                                "explained variance", x_range=(0, top), y_range=(0, 1))
-    return {"rows": rows, "svg": svg, "kept": pca_components}, pd.DataFrame(rows)
+    return {"rows": rows, "svg": svg, "kept": pca_components}, {"pca": pd.DataFrame(rows)}
 
 
-def shap_summary(result, case_label):
-    """Grouped Shapley values: mean |attribution| per group and a table of a few held-out cases.
-
-    result: {"groups", "outputs", "phi" (cases, groups, outputs), "base", "fx", "cases", "y_true",
-             "predicted", "mistake", "method", "n_background"}.
-    """
-    if result is None:
-        return None, {}
-    phi = np.asarray(result["phi"])
-    groups, outputs = result["groups"], result["outputs"]
-    mean_abs = np.abs(phi).mean(axis=0)                       # groups x outputs
-    total = mean_abs.sum(axis=1)
-    order = np.argsort(-total, kind="mergesort")
-    svg = plots.bar_chart([groups[i] for i in order], [total[i] for i in order],
-                          "Mean |attribution| per group" + (" (summed over classes)" if len(outputs) > 1 else ""),
-                          "mean |SHAP value| on predicted probability", horizontal=True)
-    cases, flat = [], []
-    for c in range(len(result["cases"])):
-        out = result["explained_output"][c]
-        k = outputs.index(out)
-        attributions = [float(phi[c, g, k]) for g in range(len(groups))]
-        row = {"case": case_label(result["cases"][c]), "y_true": result["y_true"][c],
-               "predicted": result["predicted"][c], "output": out, "fx": float(result["fx"][c, k]),
-               "base": float(result["base"][k]), "mistake": bool(result["mistake"][c]),
-               "attributions": attributions}
-        row["waterfall"] = plots.waterfall_svg(
-            waterfall_steps(row["base"], attributions, groups), row["base"], row["fx"],
-            f"{row['case']}: true {row['y_true']}, predicted {row['predicted']}",
-            f"P({out}), grouped SHAP")
-        cases.append(row)
-        flat.append({k2: v for k2, v in row.items() if k2 not in ("attributions", "waterfall")} |
-                    {f"shap:{g}": a for g, a in zip(groups, attributions)})
-    mean_rows = [{"group": groups[i], **{f"mean_abs:{o}": float(mean_abs[i, j]) for j, o in enumerate(outputs)}}
-                 for i in order]
-    data = {"groups": groups, "svg": svg, "cases": cases, "mean_rows": mean_rows, "outputs": outputs,
-            "method": result["method"], "n_background": result["n_background"]}
-    return data, {"shap_mean": pd.DataFrame(mean_rows), "shap_cases": pd.DataFrame(flat)}
-
-
-def tree_summary(result, learner, clinical, top_k=12):
-    """Beeswarm(s) of one tree learner's TreeExplainer SHAP on held-out rows: the positive class when
-    binary, one panel per class otherwise. result: ``trees.tree_shap``'s dict, or None."""
-    if result is None:
-        return None, {}
-    space = result["space"]
-    panels, flat = [], []
-    for output in result["outputs"]:
-        rows = beeswarm_rows(result, output, clinical, top_k)
-        what = f"log-odds of {output}" if space == "log-odds" else f"P({output})"
-        panels.append(plots.beeswarm_svg(rows, f"{learner}: SHAP on {what}, held-out cases",
-                                         f"SHAP value ({what})"))
-        flat += [{"output": output, "feature": r["name"], "mean_abs_shap": float(np.abs(r["shap"]).mean())}
-                 for r in rows]
-    data = {"learner": learner, "space": space, "panels": panels, "n_rows": int(len(result["Z"])),
-            "top_k": top_k, "additivity": result["additivity"]}
-    return data, {"tree_shap": pd.DataFrame(flat)}
-
-
-def occlusion_summary(maps, case_label):
-    """Occlusion maps from the `explain` stage: one panel per (case, modality).
-
-    maps: [{"case_id", "modality", "y_true", "predicted", "output", "baseline", "image" (uint8 2-D),
-    "drops" (grid x grid)}] in the order the cases were chosen.
-    """
-    panels, flat = [], []
-    for m in maps:
-        case = case_label(m["case_id"])
-        drops = np.asarray(m["drops"], float)
-        title = f"{case}, {m['modality']}"
-        subtitle = [f"true {m['y_true']}, predicted {m['predicted']}", f"P({m['output']}) = {m['baseline']:.3f}"]
-        panels.append(plots.occlusion_svg(m["image"], drops, title, subtitle))
-        flat.append({"case": case, "modality": m["modality"], "y_true": m["y_true"], "predicted": m["predicted"],
-                     "output": m["output"], "baseline": m["baseline"], "max_drop": float(np.nanmax(drops)),
-                     "min_drop": float(np.nanmin(drops))})
-    return panels, pd.DataFrame(flat)
-
-
-def stage_command(stage, study_path, overrides=()):
-    """The command line of one stage on this run: the study file plus the `KEY=VALUE` settings the
-    run used beyond it (command-line flags)."""
-    study = shlex.quote(str(study_path)) if study_path else "<study.yaml>"
-    return f"python run_pipeline.py {stage} -c {study}" + "".join(f" --set {shlex.quote(o)}" for o in overrides)
-
-
-def provenance(meta, metrics, study_config, study_path, overrides=()):
+def provenance(inputs, context):
     """Config, versions, seed, weights identities, fingerprints, and the commands that reproduce the run."""
-    commands = [stage_command(stage, study_path, overrides)
-                for stage in ("extract", "fuse", "fit", "explain", "report")]
     weights = [{"block": b, "weights": i.get("weights"), "identity": i.get("weights_identity"),
                 "fallback": bool(i.get("weights_fallback")), "fingerprint": i.get("fingerprint")}
-               for b, i in meta.get("blocks", {}).items()]
-    return {"commands": commands, "weights": weights, "seed": metrics.get("seed"),
-            "fingerprints": {"design": meta.get("fingerprint"), "fit": metrics.get("fingerprint")},
-            "versions": metrics.get("versions") or meta.get("versions", {}), "config": study_config}, \
-        {"weights": pd.DataFrame(weights)}
+               for b, i in inputs.design_meta.get("blocks", {}).items()]
+    p = inputs.provenance
+    return {"commands": p["commands"], "weights": weights, "seed": p["seed"], "fingerprints": p["fingerprints"],
+            "versions": p["versions"], "config": p["config"]}, {"weights": pd.DataFrame(weights)}
+
+
+@dataclass(frozen=True)
+class Section:
+    id: str         # the page anchor and the partial's name: templates/sections/<id>.html.j2
+    title: str
+    build: Callable  # (ReportInputs, Context) -> (data for the partial, {export name: DataFrame})
+
+
+SECTIONS = [
+    Section("summary", "Study summary", study_summary),
+    Section("comparison", "Classifier comparison", comparison),
+    Section("curves", "Curves", curves),
+    Section("significance", "Significance", significance),
+    Section("ablations", "Ablations", ablation),
+    Section("embeddings", "Embeddings", embeddings),
+    Section("shap", "SHAP attributions", shap_section),
+    Section("provenance", "Provenance", provenance),
+]
+
+

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import HOSTILE
 from pipeline.stages.report import run_report
-from reports.html import SECTIONS
+from reports.sections import SECTIONS
 
 
 class _Cells(HTMLParser):
@@ -46,8 +46,8 @@ def _parse(path):
 
 def test_every_section_heading_is_present(any_run):
     html = any_run[1].read_text(encoding="utf-8")
-    for i, title in enumerate(SECTIONS, 1):
-        assert f'<h2 id="s{i}">{title}</h2>' in html
+    for section in SECTIONS:
+        assert f'<h2 id="{section.id}">{section.title}</h2>' in html
 
 
 def test_comparison_table_numbers_match_metrics_json(any_run):
@@ -134,6 +134,7 @@ def test_headless_chromium_renders_the_comparison_table_without_script_errors(bi
     assert result.returncode == 0, result.stderr[-2000:]
     dom = result.stdout
     assert 'id="comparison"' in dom and 'data-learner="stack"' in dom
+    assert 'id="comparison-table"' in dom
     assert "Uncaught" not in result.stderr
 
 
