@@ -7,7 +7,7 @@ from pathlib import Path
 
 from features.demo import DEMO_CLINICAL_COLUMNS, make_demo_study
 from pipeline.config import apply_overrides, dump_study, validate
-from pipeline.stages.extract import DEFAULT_BACKBONES
+from features.backbones import DEFAULT_BACKBONES
 
 log = logging.getLogger(__name__)
 

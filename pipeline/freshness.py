@@ -95,13 +95,18 @@ class Session:
         missing = [name for name in chain if self.catalog.record(name) is None]
         if missing:
             raise _missing_error(stage, missing, self.study)
+        stale = []
         for name in chain:
-            upstream = STAGES[name]
-            record = self.catalog.record(name)
+            upstream, record = STAGES[name], self.catalog.record(name)
             now = self.inputs_now(upstream)
             if self.fingerprint(upstream, now) != record.fingerprint:
-                raise StaleError(f"{name} is out of date {purpose}: " + "; ".join(
-                    why_stale(upstream, record, now, self)) + ".", hint=rerun_hint(name, self.study))
+                stale.append((name, why_stale(upstream, record, now, self)))
+        if stale:
+            names = [name for name, _ in stale]
+            verb = "is" if len(names) == 1 else "are"
+            raise StaleError(f"{' and '.join(names)} {verb} out of date {purpose}:",
+                             [f"{name}: " + "; ".join(lines) for name, lines in stale],
+                             hint=rerun_hint(names[0], self.study))
 
 
 def upstream_chain(stage):

@@ -99,20 +99,3 @@ def saved_tree_shap(load_model, frame, is_test, seed, positive):
     if result["additivity"] > 1e-4:
         log.warning("report: %s TreeExplainer values miss the model output by %.2g", learner, result["additivity"])
     return learner, result
-
-
-def occlusion_inputs(found, command, fit_fingerprint, design_fingerprint, settings):
-    """The explain stage's maps as ``ReportInputs.occlusion``: "ok" when they were made for this fit,
-    this design and these settings, "stale" when not, "missing" without any.
-
-    found: (meta, maps) as the explain stage reads them, or None; command: what makes them.
-    """
-    meta, maps = found if found is not None else (None, None)
-    if meta is None:
-        status = "missing"
-    elif (meta.get("fit_fingerprint") != fit_fingerprint or meta.get("design_fingerprint") != design_fingerprint
-          or meta.get("settings") != settings):
-        status = "stale"
-    else:
-        status = "ok"
-    return {"status": status, "command": command, "meta": meta, "maps": maps}

@@ -81,3 +81,27 @@ def make_dicom(path, pixels, photometric="MONOCHROME1", window=(1000, 1400), wit
         ds.PixelData = pixels.astype(np.uint16).tobytes()
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+def run(study, *stages, **kwargs):
+    """Run stages on a study quietly; {stage: StageOutcome}."""
+    from pipeline.runner import run_stages
+
+    kwargs.setdefault("show_progress", False)
+    return {o.stage: o for o in run_stages(list(stages), study, **kwargs)}
+
+
+def catalog(study_or_run_dir):
+    """The committed artifacts of a run (a study's run folder, or a folder)."""
+    from pipeline.catalog import Catalog
+
+    return Catalog(getattr(study_or_run_dir, "run_dir", study_or_run_dir))
+
+
+def report_page(study, **overrides):
+    """Run the report stage with some `report.` settings; the page's path."""
+    from pathlib import Path as _Path
+
+    if overrides:
+        study = study.with_overrides([(["report", k], v) for k, v in overrides.items()])
+    return _Path(run(study, "report")["report"].summary["page"])

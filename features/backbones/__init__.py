@@ -18,10 +18,13 @@ from features.errors import BackboneError
 # Re-exported until pipeline code imports them from features.hashing.
 from features.hashing import file_sha256, tensorflow_version, version_of
 
+#: The backbones a study embeds with when it names none (the MPM-MU/Bashir trio plus handcrafted).
+DEFAULT_BACKBONES = ("resnet50", "vgg16", "efficientnetb0", "handcrafted")
+
 #: Family name -> module implementing ``protocol.Family``; the first that knows a name builds it.
 FAMILIES: dict[str, Family] = {"handcrafted": handcrafted_family, "keras": keras_family}
 
-__all__ = ["BACKBONES", "FAMILIES", "GENERIC_INPUT_SIZE", "HANDCRAFTED", "BackboneInfo", "Embedder", "Family",
+__all__ = ["BACKBONES", "DEFAULT_BACKBONES", "FAMILIES", "GENERIC_INPUT_SIZE", "HANDCRAFTED", "BackboneInfo", "Embedder", "Family",
            "HandcraftedEmbedder", "KerasEmbedder", "WeightsChoice", "_keras_constructor", "backbone_problems",
            "build_embedder", "default_input_size", "family_of", "file_sha256", "keras_home", "offline_hint",
            "random_seed_for", "resolve_weights", "tensorflow_version", "version_of"]

@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from features.backbones import DEFAULT_BACKBONES
 from features.hashing import hash_json
 from pipeline import settings as s
 from pipeline.contract import Artifact, Flag, Stage
 
 VERSION = 1
-DEFAULT_BACKBONES = ("resnet50", "vgg16", "efficientnetb0", "handcrafted")
 
 
 @dataclass(frozen=True)

@@ -56,14 +56,16 @@ class FitSettings:
 
     def problems(self, where):
         """Learners, their parameters, meta-learner and balancing against the real registries."""
-        from models.estimators import fit_problems  # noqa: PLC0415
+        from models.build import learner_problems  # noqa: PLC0415
 
-        return fit_problems(self.model_settings(), where)
+        return learner_problems(learners=self.learners, stack=self.stack, stack_base=self.stack_base,
+                                meta=self.meta, params=self.params, meta_params=self.meta_params, tune=self.tune,
+                                balancing=self.balancing, where=where.rstrip("."))
 
     def model_settings(self):
-        from models.estimators import FitSettings as ModelSettings  # noqa: PLC0415
+        from models.build import FitSettings as ModelSettings  # noqa: PLC0415
 
-        return ModelSettings(**{k: getattr(self, k) for k in ModelSettings.__dataclass_fields__})
+        return ModelSettings.from_mapping(s.as_dict(self))
 
 
 def _prediction_rows(name, ids, y, proba, classes, extra):
@@ -130,7 +132,9 @@ def _fit_all(ctx, design, cache):
     import pandas as pd  # noqa: PLC0415
 
     from models.errors import ModelsError  # noqa: PLC0415
-    from models.estimators import ablation_layouts, build_estimator, without_cache  # noqa: PLC0415
+    from models.build import build_estimator  # noqa: PLC0415
+    from models.layout import ablation_layouts  # noqa: PLC0415
+    from models.learners import without_cache  # noqa: PLC0415
     from pipeline.errors import ConfigError  # noqa: PLC0415
     from pipeline.fingerprint import library_versions  # noqa: PLC0415
     from pipeline.progress import progress_bar  # noqa: PLC0415
@@ -195,7 +199,7 @@ def compute(ctx):
         # slower here (a 76 x 2048 SVD: 1 s instead of 10 ms); parallelism comes from the folds.
         with threadpool_limits(limits=1):
             results = _fit_all(ctx, design, str(cache))
-            ctx.out.write_json("pca", pca_diagnostics(design.frame, design.layout, design.is_test))
+            ctx.out.write_json("pca", pca_diagnostics(design.frame, design.layout, ~design.is_test))
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     metrics = {"stage": "fit", "stage_version": VERSION, "fingerprint": ctx.fingerprint,

@@ -32,49 +32,52 @@ class ReportSettings:
                            "compute the SHAP section (the only part that calls a model; ~25 s on the demo)")
 
 
-def _commands(ctx):
+def _commands(study, record):
     from reports.inputs import stage_command  # noqa: PLC0415
 
-    record, study = ctx.run_record, ctx.study
     flags = {name: (record.flags(name, study.flags) if record else list(study.flags)) for name in REPRODUCE}
     flags["report"] = list(study.flags)
     return {name: stage_command(name, study.path, flags[name]) for name in REPRODUCE}
 
 
-def _occlusion(ctx, commands):
-    status = ctx.optional.get("explain", "missing")
-    found = ctx.inputs.read("explain:occlusion") if status == "ok" and ctx.inputs.has("explain:occlusion") else None
+def _occlusion(inputs, status, commands):
+    found = inputs.read("explain:occlusion") if status == "ok" and inputs.has("explain:occlusion") else None
     if status == "ok" and found is None:
         status = "missing"                  # explain ran, but the run saved no stack to explain
     meta, maps = found if found else (None, None)
     return {"status": status, "command": commands["explain"], "meta": meta, "maps": maps}
 
 
-def compute(ctx):
-    from reports import ReportInputs, build_page, render_report  # noqa: PLC0415
+def load_inputs(inputs, study, run_record, explain_status):
+    """Everything the page shows, read from the committed run (verified) and the study."""
+    from reports import ReportInputs  # noqa: PLC0415
     from reports.inputs import ReportSettings as PageSettings  # noqa: PLC0415
 
-    study, inputs = ctx.study, ctx.inputs
     design = inputs.design()
     metrics = inputs.read("fit:metrics")
-    commands = _commands(ctx)
+    commands = _commands(study, run_record)
 
     def load_model(name):
         return inputs.model(name) if inputs.has("fit:model", learner=name) else None
 
-    page_inputs = ReportInputs(
+    return ReportInputs(
         title=f"BreastFuse report: {study.name}", design_meta=design.meta, frame=design.frame, y=design.y,
         is_test=design.is_test, metrics=metrics, cv=inputs.read("fit:cv_predictions"),
         holdout=inputs.read("fit:holdout_predictions"), pca_diagnostics=inputs.read("fit:pca"),
         pca_components=metrics["config"]["pca_components"], load_model=load_model,
-        occlusion=_occlusion(ctx, commands),
+        occlusion=_occlusion(inputs, explain_status, commands),
         provenance={"commands": list(commands.values()), "config": study.to_dict(), "versions": metrics["versions"],
                     "fingerprints": {"design": design.meta["fingerprint"], "fit": metrics["fingerprint"]},
                     "seed": study.seed},
         settings=PageSettings(hide_case_ids=study.report.hide_case_ids, shap=study.report.shap,
                               tree_top_k=study.report.tree_top_k),
         seed=study.seed)
-    page, tables = build_page(page_inputs)
+
+
+def compute(ctx):
+    from reports import build_page, render_report  # noqa: PLC0415
+
+    page, tables = build_page(load_inputs(ctx.inputs, ctx.study, ctx.run_record, ctx.optional.get("explain")))
     for name, table in tables.items():
         ctx.out.write_csv("table", table, name=name)
     ctx.out.write_text("tables", json.dumps({n: t.to_dict(orient="records") for n, t in tables.items()},

@@ -17,7 +17,7 @@ def _errors(raw, tmp_path):
 
 def test_defaults_are_filled_and_paths_resolved_against_the_study_file(tmp_path):
     study = validate(dict(BASE), tmp_path)
-    assert study.extract["batch_size"] == 16
+    assert study.extract.batch_size == 16
     assert [b.name for b in study.backbones] == ["resnet50", "vgg16", "efficientnetb0", "handcrafted"]
     assert study.manifest_path == (tmp_path / "m.csv").resolve()
     assert study.run_dir == (tmp_path / "run").resolve()
@@ -74,7 +74,7 @@ def test_command_line_overrides_win_over_the_file(tmp_path):
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump({**BASE, "extract": {"batch_size": 16}}))
     study = load_study(path, [parse_override("extract.batch_size=4"), parse_override("seed=7")])
-    assert study.extract["batch_size"] == 4 and study.seed == 7
+    assert study.extract.batch_size == 4 and study.seed == 7
 
 
 def test_override_needs_key_equals_value():
@@ -92,17 +92,16 @@ def test_missing_or_invalid_yaml_file_is_a_clear_error(tmp_path):
         load_study(bad)
 
 
-def test_override_flags_reproduce_the_effective_config(tmp_path):
-    from pipeline.config import override_flags
+def test_recorded_flags_reproduce_the_effective_config(tmp_path):
     from study_factory import make_study
 
     study = make_study(tmp_path, n=2, backbones=("handcrafted", "vgg16"))
     from_file = load_study(study)
     used = load_study(study, [(["output"], str(tmp_path / "elsewhere")), (["extract", "weights"], "imagenet"),
                               (["fit", "learners"], ["lr", "rf"]), (["seed"], 7)])
-    flags = override_flags(from_file.config, used.config, tmp_path)
+    flags = used.flags
     assert sorted(f.split("=")[0] for f in flags) == ["extract.weights", "fit.learners", "output", "seed"]
     raw = yaml.safe_load(study.read_text())
     again = validate(apply_overrides(raw, [parse_override(f) for f in flags]), tmp_path)
-    assert again.config == used.config and again.run_dir == used.run_dir
-    assert override_flags(from_file.config, from_file.config, tmp_path) == []
+    assert again.to_dict() == used.to_dict() and again.run_dir == used.run_dir
+    assert from_file.flags == ()

@@ -5,18 +5,25 @@ import pandas as pd
 import pytest
 
 from features.store import read_table
+from types import SimpleNamespace
+
 from pipeline.config import load_study, parse_override
 from pipeline.errors import ManifestError
-from pipeline.manifest import load_manifest
-from pipeline.stages.extract import run_extract
-from study_factory import make_study, write_image
+from study_factory import catalog, make_study, run, write_image
 
 BACKBONES = ("efficientnetb0", "handcrafted")
 
 
 def _extract(study_file, *overrides, force=False):
+    """(what extract did: computed per target, targets left untouched, total computed), study."""
     study = load_study(study_file, [parse_override(o) for o in overrides])
-    return run_extract(study, load_manifest(study), force=force, show_progress=False), study
+    outcome = run(study, "extract", force=force)["extract"]
+    if outcome.ran:
+        computed, skipped = outcome.summary["computed"], outcome.summary["unchanged"]
+    else:                               # the whole stage was unchanged: nothing computed, nothing touched
+        computed = {}
+        skipped = [f"{d['modality']}/{d['backbone']}" for d in catalog(study).listed("extract:embeddings")]
+    return SimpleNamespace(computed=computed, skipped=skipped, total_computed=sum(computed.values())), study
 
 
 @pytest.fixture
@@ -103,15 +110,17 @@ def test_bad_images_are_listed_and_everything_else_is_saved(tiny, tmp_path):
     assert problems[0].startswith("line 4, ultrasound:") and "c002.png" in problems[0]
     assert problems[1].startswith("line 7, ultrasound:")
     run = tmp_path / "run" / "features"
-    assert (run / "mammography/efficientnetb0.h5").is_file()
-    partial = read_table(run / "ultrasound/efficientnetb0.partial.h5")
+    saved = run / ".checkpoints"                       # nothing is committed until every image is embedded
+    assert len(read_table(saved / "mammography/efficientnetb0.h5").case_ids) == 8
+    partial = read_table(saved / "ultrasound/efficientnetb0.h5")
     assert len(partial.case_ids) == 6
-    assert not (run / "ultrasound/efficientnetb0.h5").exists()
+    assert not (run / "ultrasound/efficientnetb0.h5").exists() and not (run / "stage.json").exists()
     write_image(tmp_path / "images/ultrasound/c002.png", seed=2)
     write_image(tmp_path / "images/ultrasound/c005.png", seed=5)
     report, _ = _extract(tiny)
     assert report.computed == {"ultrasound/efficientnetb0": 2, "ultrasound/handcrafted": 2}
-    assert not (run / "ultrasound/efficientnetb0.partial.h5").exists()
+    assert not (saved / "ultrasound/efficientnetb0.h5").exists()
+    assert (run / "mammography/efficientnetb0.h5").is_file() and (run / "ultrasound/efficientnetb0.h5").is_file()
 
 
 def test_embeddings_do_not_depend_on_which_run_computed_them(tiny, tmp_path):

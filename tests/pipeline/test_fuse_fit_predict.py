@@ -8,14 +8,9 @@ import pandas as pd
 import pytest
 
 from pipeline.config import load_study, parse_override
-from pipeline.design_store import read_design
 from pipeline.errors import ManifestError
-from pipeline.manifest import load_manifest
-from pipeline.stages.extract import run_extract
-from pipeline.stages.fit import run_fit
-from pipeline.stages.fuse import run_fuse
-from pipeline.stages.predict import run_predict
-from study_factory import make_study
+from pipeline.predict import run_predict
+from study_factory import catalog, make_study, run
 
 FIT = {"learners": ["lr", "rf"], "stack_base": ["lr", "knn"], "n_boot": 100, "n_jobs": 1,
        "pca_components": 5, "params": {"rf": {"n_estimators": 30}}, "ablations": ["images_only", "clinical_only"]}
@@ -35,11 +30,8 @@ def fitted(tmp_path_factory):
     frame.loc[3, "ultrasound_path"] = ""                 # a case lacking its image: imputed
     frame.to_csv(root / "manifest.csv", index=False)
     study = _study(path, "label.drop=[unsure]")
-    manifest = load_manifest(study)
-    run_extract(study, manifest, show_progress=False)
-    design = run_fuse(study, manifest)
-    metrics = run_fit(study, design, show_progress=False)
-    return root, path, study, design, metrics
+    run(study, "extract", "fuse", "fit")
+    return root, path, study, catalog(study).design(), catalog(study).read("fit:metrics")
 
 
 def test_fuse_lists_excluded_cases_and_keeps_a_case_missing_its_image(fitted):
@@ -66,7 +58,7 @@ def test_splits_are_patient_wise(fitted):
 
 def test_design_round_trips_through_its_files(fitted):
     _, _, study, design, _ = fitted
-    again = read_design(study.run_dir)
+    again = catalog(study).design()
     pd.testing.assert_frame_equal(again.frame, design.frame, check_dtype=False)
     assert list(again.y) == list(design.y) and (again.folds == design.folds).all()
 
@@ -91,7 +83,8 @@ def test_fit_writes_every_learner_the_stack_and_ablations(fitted):
 
 def test_same_seed_gives_identical_numbers(fitted):
     _, _, study, design, metrics = fitted
-    again = run_fit(study, design, force=True, show_progress=False)
+    run(study, "fit", force=True)
+    again = catalog(study).read("fit:metrics")
     assert json.dumps(again["learners"]["stack"]["cv"], sort_keys=True) == \
         json.dumps(metrics["learners"]["stack"]["cv"], sort_keys=True)
     assert again["learners"]["rf"]["holdout"] == metrics["learners"]["rf"]["holdout"]
@@ -123,7 +116,8 @@ def test_tuning_is_nested_in_the_training_folds_and_recorded(fitted):
     _, path, _, design, _ = fitted
     study = _study(path, "label.drop=[unsure]", "fit.learners=[rf]", "fit.stack=false",
                    "fit.tune={rf: {max_depth: [2, 4, null]}}", "fit.tune_iter=2", "output=tuned")
-    metrics = run_fit(study, design, show_progress=False)
+    run(study, "extract", "fuse", "fit")
+    metrics = catalog(study).read("fit:metrics")
     notes = metrics["learners"]["rf"]["notes"]
     assert any(n.startswith("tuned: {'model__max_depth'") for n in notes)
     import joblib

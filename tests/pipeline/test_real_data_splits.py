@@ -27,7 +27,7 @@ def _split(config):
     frame = frame[keep].reset_index(drop=True)
     y = labels[keep].to_numpy(dtype=object)
     patients = frame[study.patient_column].to_numpy(dtype=object)
-    column = study.fuse["group_column"]
+    column = study.fuse.group_column
     extra = frame[column].replace("", np.nan).to_numpy(dtype=object) if column else None
     is_test, folds = _splits(study, y, patients, extra)
     return frame, is_test, folds

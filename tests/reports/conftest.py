@@ -6,12 +6,7 @@ import pytest
 import yaml
 
 from pipeline.config import load_study
-from pipeline.manifest import load_manifest
-from pipeline.stages.extract import run_extract
-from pipeline.stages.fit import run_fit
-from pipeline.stages.fuse import run_fuse
-from pipeline.stages.report import run_report
-from study_factory import make_study
+from study_factory import make_study, report_page, run
 
 FIT = {"learners": ["lr", "rf"], "stack_base": ["lr", "knn"], "n_boot": 100, "n_jobs": 1,
        "pca_components": 5, "params": {"rf": {"n_estimators": 30}}, "ablations": ["images_only", "clinical_only"]}
@@ -37,11 +32,8 @@ def _fitted_run(root, three_classes):
         config["label"]["positive"] = "malignant"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     study = load_study(path)
-    manifest = load_manifest(study)
-    run_extract(study, manifest, show_progress=False)
-    design = run_fuse(study, manifest)
-    run_fit(study, design, show_progress=False)
-    return study, run_report(study)
+    run(study, "extract", "fuse", "fit")
+    return study, report_page(study)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from conftest import HOSTILE
-from pipeline.stages.report import run_report
+from study_factory import report_page
 from reports.sections import SECTIONS
 
 
@@ -103,14 +103,14 @@ def test_every_table_is_exported_beside_the_page(binary_run):
 
 def test_hide_case_ids_replaces_every_case_id(binary_run, tmp_path):
     study, _ = binary_run
-    path = run_report(study, hide_case_ids=True, shap=True)
+    path = report_page(study, hide_case_ids=True, shap=True)
     try:
         html = path.read_text(encoding="utf-8")
         assert not re.search(r"\bc0\d\d\b", html)
         assert "case " in html
         assert not pd.read_csv(path.parent / "shap_cases.csv").case.str.match(r"c0\d\d").any()
     finally:
-        run_report(study)          # leave the shared run as the other tests expect it
+        report_page(study)          # leave the shared run as the other tests expect it
 
 
 def test_three_class_report_tests_one_class_against_the_rest(three_class_run):
@@ -144,10 +144,10 @@ def test_the_study_config_can_hide_case_ids(binary_run):
     study, _ = binary_run
     hidden = load_study(study.path, [parse_override("report.hide_case_ids=true")])
     try:
-        html = run_report(hidden, shap=False).read_text(encoding="utf-8")
+        html = report_page(hidden, shap=False).read_text(encoding="utf-8")
         assert "c035" not in html and "case " in html
     finally:
-        run_report(study)
+        report_page(study)
 
 
 def test_provenance_lists_the_commands_that_reproduce_the_run(binary_run):

@@ -7,11 +7,20 @@ import re
 import pandas as pd
 import pytest
 
-from pipeline.stages.report import load_inputs
+from pipeline.catalog import Inputs
+from pipeline.stages.report import STAGE, load_inputs as _load
 from reports import build_page, html, render_report, sections
-from reports.attribution import occlusion_inputs
 from reports.page import make_context
 from reports.sections import SECTIONS, Section
+
+
+def load_inputs(study, shap=True):
+    """The report's inputs from a committed run, as the report stage gathers them."""
+    from study_factory import catalog
+
+    study = study.with_overrides([(["report", "shap"], shap)])
+    run = catalog(study)
+    return _load(Inputs(run, STAGE), study, run.run_record(), "missing")
 
 
 def test_the_template_addresses_no_section_by_position_and_every_section_has_a_partial():
@@ -68,16 +77,3 @@ def test_two_sections_exporting_one_table_name_is_refused(binary_run, monkeypatc
 def test_every_element_id_on_the_page_is_unique(any_run):
     found = re.findall(r'\sid="([^"]+)"', any_run[1].read_text(encoding="utf-8"))
     assert len(found) == len(set(found)), sorted({i for i in found if found.count(i) > 1})
-
-
-@pytest.mark.parametrize("meta,status", [
-    (None, "missing"),
-    ({"fit_fingerprint": "f", "design_fingerprint": "d", "settings": {"grid": 3}}, "ok"),
-    ({"fit_fingerprint": "other", "design_fingerprint": "d", "settings": {"grid": 3}}, "stale"),
-    ({"fit_fingerprint": "f", "design_fingerprint": "other", "settings": {"grid": 3}}, "stale"),
-    ({"fit_fingerprint": "f", "design_fingerprint": "d", "settings": {"grid": 4}}, "stale"),
-])
-def test_occlusion_maps_count_only_when_made_for_this_fit_design_and_settings(meta, status):
-    found = None if meta is None else (meta, [])
-    got = occlusion_inputs(found, "cmd", fit_fingerprint="f", design_fingerprint="d", settings={"grid": 3})
-    assert got["status"] == status and got["command"] == "cmd"
