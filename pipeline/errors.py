@@ -36,5 +36,17 @@ class StageInputError(UserError):
     """A stage's inputs (earlier artifacts) are missing or were made for another study."""
 
 
+class StaleError(StageInputError):
+    """An upstream stage's committed result no longer matches its inputs: it must be re-run."""
+
+
+class StorageError(UserError):
+    """The operating system refused a write (disk full, read-only folder, permission denied)."""
+
+
+class RunLockedError(UserError):
+    """Another process holds the run folder (and the user asked not to wait)."""
+
+
 #: Everything the CLI reports without a traceback.
 USER_ERRORS = (UserError, FeaturesError, ModelsError)

@@ -20,10 +20,11 @@ from threadpoolctl import threadpool_limits
 import numpy as np
 import pandas as pd
 
+from models.build import STACK, FitSettings, build_estimator, learner_problems
 from models.errors import ModelsError
 from models.evaluate import cross_validate_learner, evaluate_holdout
-from models.learners import LEARNERS, make_pipeline, make_stack, without_cache
-from models.tuning import TunedEstimator
+from models.layout import FeatureLayout, ablation_layouts
+from models.learners import without_cache
 from pipeline import __version__, artifacts
 from pipeline.design_store import write_json
 from pipeline.errors import ConfigError
@@ -32,61 +33,14 @@ from pipeline.progress import progress_bar
 
 log = logging.getLogger(__name__)
 STAGE_VERSION = 1
-STACK = "stack"
 
 
 def check_learners(fit):
-    bad = [n for n in fit["learners"] + (fit["stack_base"] if fit["stack"] else []) + list(fit["params"])
-           + list(fit["tune"]) if n not in LEARNERS]
-    if bad:
-        raise ConfigError(f"Unknown learner(s) in fit: {', '.join(sorted(set(bad)))}",
-                          hint=f"Choose from {', '.join(LEARNERS)}.")
-
-
-def build_estimator(name, layout, fit, seed, memory=None):
-    """One unfitted pipeline (or stack) for a learner name, from the study's fit settings."""
-    common = {"balancing": fit["balancing"], "pca_components": fit["pca_components"],
-              "random_state": seed, "k_neighbors": fit["k_neighbors"], "memory": memory}
-    if name == STACK:
-        return make_stack(fit["stack_base"], layout, meta=fit["meta"], params=fit["params"],
-                          meta_params=fit["meta_params"], **common)
-    pipeline = make_pipeline(name, layout, fit["params"].get(name), **common)
-    if name in fit["tune"]:
-        grid = {(k if "__" in k else f"model__{k}"): v for k, v in fit["tune"][name].items()}
-        return TunedEstimator(pipeline, grid, n_iter=fit["tune_iter"], random_state=seed)
-    return pipeline
-
-
-def sub_layout(layout, blocks, clinical):
-    """The layout restricted to some blocks (and their indicators) and optionally the clinical columns."""
-    keep = {b: layout["blocks"][b] for b in blocks}
-    inds = sorted({layout["block_indicators"][b] for b in keep})
-    return {"blocks": keep, "clinical": dict(layout["clinical"]) if clinical else {},
-            "indicators": inds, "block_indicators": {b: layout["block_indicators"][b] for b in keep}}
-
-
-def ablations(layout, kinds):
-    """name -> restricted layout, for the stack refits the report compares."""
-    blocks = list(layout["blocks"])
-    modality = {b: b.split("/")[0] for b in blocks}
-    backbone = {b: b.split("/")[1] for b in blocks}
-    out = {}
-    if "modality" in kinds and len(set(modality.values())) > 1:
-        for m in sorted(set(modality.values())):
-            out[f"modality:{m}"] = sub_layout(layout, [b for b in blocks if modality[b] == m], False)
-    if "backbone" in kinds and len(set(backbone.values())) > 1:
-        for k in sorted(set(backbone.values())):
-            out[f"backbone:{k}"] = sub_layout(layout, [b for b in blocks if backbone[b] == k], False)
-    if "images_only" in kinds and layout["clinical"]:
-        out["images_only"] = sub_layout(layout, blocks, False)
-    if "clinical_only" in kinds and layout["clinical"]:
-        out["clinical_only"] = sub_layout(layout, [], True)
-    return out
-
-
-def _columns(layout):
-    return [c for cols in layout["blocks"].values() for c in cols] + list(layout["clinical"]) + \
-        list(layout["indicators"])
+    """The fit section's problems (learners, their parameters, tuning, balancing), all at once."""
+    problems = learner_problems(**{k: fit[k] for k in ("learners", "stack", "stack_base", "meta", "params",
+                                                       "meta_params", "tune", "balancing")})
+    if problems:
+        raise ConfigError("The study's fit section cannot be used:", problems)
 
 
 def _fingerprint(study, design):
@@ -123,7 +77,7 @@ def _save_model(study, name, hold, design, layout, fingerprint):
     os.replace(tmp, path)
     write_json(path.with_suffix(".json"), {
         "learner": name, "classes": list(hold.classes), "positive": design.meta["positive"],
-        "layout": layout, "columns": _columns(layout), "fit": study.fit, "seed": study.seed,
+        "layout": layout.to_dict(), "columns": layout.columns, "fit": study.fit, "seed": study.seed,
         "fingerprint": fingerprint, "design_fingerprint": design.meta["fingerprint"],
         "blocks": design.meta["blocks"], "versions": library_versions(), "breastfuse": __version__})
 
@@ -154,20 +108,20 @@ def _run_fit(study, design, force, show_progress, cache):
     artifacts.models_dir(study.run_dir).mkdir(parents=True, exist_ok=True)
     write_json(artifacts.study_record(study.run_dir),
                {**study.config, "manifest": str(study.manifest_path)})  # what predict re-runs
-    layout, positive, seed = design.layout, design.meta["positive"], study.seed
+    layout, positive, seed = FeatureLayout.from_dict(design.layout), design.meta["positive"], study.seed
+    settings = FitSettings.from_mapping(fit)
     train, test = ~design.is_test, design.is_test
     ids = design.frame.index.to_numpy()
     names = list(fit["learners"]) + ([STACK] if fit["stack"] else [])
-    extra = ablations(layout, fit["ablations"]) if fit["stack"] else {}
+    extra = ablation_layouts(layout, fit["ablations"]) if fit["stack"] else {}
     jobs = [(n, layout, True) for n in names] + [(f"{STACK}[{a}]", lay, False) for a, lay in extra.items()]
     results, cv_rows, hold_rows = {}, [], []
     start = time.perf_counter()
     with progress_bar(len(jobs), "fit", "model", show_progress) as advance:
         for label, lay, is_main in jobs:
-            cols = _columns(lay)
-            X = design.frame[cols]
+            X = design.frame[lay.columns]
             data = (X[train], design.y[train], design.groups[train], design.train_folds(), X[test], design.y[test])
-            estimator = build_estimator(label if is_main else STACK, lay, fit, seed, memory=cache)
+            estimator = build_estimator(label if is_main else STACK, lay, settings, seed, memory=cache)
             try:
                 record, cv, hold = _evaluate(label, estimator, data, fit, seed, positive)
             except ModelsError as exc:

@@ -12,12 +12,10 @@ import json
 import logging
 
 import numpy as np
-from threadpoolctl import threadpool_limits
-from sklearn.decomposition import PCA
-from sklearn.preprocessing import StandardScaler
 
 from features.design import assemble_design, block_name, indicator_name
 from features.store import read_table
+from models.diagnostics import pca_diagnostics
 from models.errors import ModelsError
 from models.splits import cv_folds, holdout_split, merged_groups
 from pipeline import artifacts
@@ -100,28 +98,6 @@ def _splits(study, y, patients, extra):
     return is_test, folds
 
 
-def pca_diagnostics(frame, layout, is_test):
-    """Explained variance per block, on training rows that have the modality (diagnostic only)."""
-    out = {}
-    for block, cols in layout["blocks"].items():
-        rows = (~is_test) & (frame[layout["block_indicators"][block]] == 0).to_numpy()
-        x = frame.loc[rows, cols].to_numpy()
-        if len(x) < 3:
-            continue
-        ratio = PCA(random_state=0).fit(StandardScaler().fit_transform(x)).explained_variance_ratio_
-        cum = np.cumsum(ratio)
-        out[block] = {"n_features": len(cols), "n_train_rows": int(len(x)),
-                      "ratio": ratio[:50].round(6).tolist(),
-                      "components_for": {str(f): int(np.searchsorted(cum, f) + 1) for f in (0.8, 0.9, 0.95, 0.99)}}
-    return out
-
-
-def _single_threaded(fn, *args):
-    """Threaded OpenBLAS measured up to 100x slower for these small SVDs on a busy machine."""
-    with threadpool_limits(limits=1):
-        return fn(*args)
-
-
 def _fingerprint(study, manifest, tables):
     return hash_json({"stage": "fuse", "version": STAGE_VERSION,
                       "manifest": hash_files([manifest.path])[str(manifest.path)],
@@ -171,7 +147,7 @@ def run_fuse(study, manifest, force=False):
             "label_column": study.label_column, "label_map": study.config["label"]["map"],
             "excluded": [{"case_id": c, "reason": r} for c, r in excluded],
             "summary": _summary(design_frame, y, classes, study, is_test, folds, excluded),
-            "pca_diagnostics": _single_threaded(pca_diagnostics, design_frame, layout, is_test),
+            "pca_diagnostics": pca_diagnostics(design_frame, layout, ~is_test),
             "blocks": {block_name(m, b): {"modality": m, "backbone": b,
                                           "weights": t.attrs.get("weights"),
                                           "weights_fallback": bool(t.attrs.get("weights_fallback")),
