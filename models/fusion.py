@@ -112,7 +112,8 @@ class FusionTransformer(TransformerMixin, BaseEstimator):
     Each block is standardised and reduced by its own PCA fitted on the training rows that have
     the modality; rows missing it get the training mean, i.e. zero scores (the indicator says
     why). Categorical columns come last as integer codes so SMOTENC can treat them as categories;
-    ``CategoricalOneHot`` expands them after the sampler.
+    ``CategoricalOneHot`` expands them after the sampler. ``layout`` is a ``FeatureLayout`` (its
+    dict form is accepted too, as older saved models hold it).
     """
 
     def __init__(self, layout=None, pca_components=None, random_state=None):

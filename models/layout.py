@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from .errors import ModelsError
 
 CLINICAL_KINDS = ("numeric", "ordinal", "categorical")
+# the stack refits on subsets of the layout that the report compares (see ``ablation_layouts``)
+ABLATIONS = ("modality", "backbone", "images_only", "clinical_only")
 
 
-@dataclass
+@dataclass(frozen=True)
 class FeatureLayout:
     """Column roles of a design frame.
 
@@ -19,6 +21,9 @@ class FeatureLayout:
     to "numeric", "ordinal" or "categorical"; ``indicators`` are 0/1 missing-modality columns.
     ``block_indicators`` (optional) names the indicator of each block, so that NaN rows of a block
     can be checked against it; a block without one may only be missing whole rows.
+
+    Frozen because one layout is shared by every step and base pipeline built from it; estimators
+    store it as a parameter (``clone`` deep-copies it).
     """
 
     blocks: dict[str, list[str]] = field(default_factory=dict)
@@ -26,11 +31,15 @@ class FeatureLayout:
     indicators: list[str] = field(default_factory=list)
     block_indicators: dict[str, str] = field(default_factory=dict)
 
+    __hash__ = None  # equal layouts compare equal, but their dicts make them no dict keys
+
     def __post_init__(self):
-        self.blocks = {str(k): [str(c) for c in v] for k, v in self.blocks.items()}
-        self.clinical = {str(k): str(v) for k, v in self.clinical.items()}
-        self.indicators = [str(c) for c in self.indicators]
-        self.block_indicators = {str(k): str(v) for k, v in self.block_indicators.items()}
+        normal = {"blocks": {str(k): [str(c) for c in v] for k, v in self.blocks.items()},
+                  "clinical": {str(k): str(v) for k, v in self.clinical.items()},
+                  "indicators": [str(c) for c in self.indicators],
+                  "block_indicators": {str(k): str(v) for k, v in self.block_indicators.items()}}
+        for name, value in normal.items():
+            object.__setattr__(self, name, value)
         self._check()
 
     def _check(self):
@@ -66,6 +75,18 @@ class FeatureLayout:
     def n_categorical(self) -> int:
         return len(self.clinical_of("categorical"))
 
+    def subset(self, blocks, clinical: bool) -> "FeatureLayout":
+        """These blocks (in layout order, with their indicators), plus the clinical columns if
+        ``clinical``; indicators of the blocks left out go with them."""
+        blocks = list(blocks)
+        unknown = [b for b in blocks if b not in self.blocks]
+        if unknown:
+            raise ModelsError(f"unknown blocks {unknown}; the layout has {list(self.blocks)}")
+        keep = {b: cols for b, cols in self.blocks.items() if b in blocks}
+        owned = {b: self.block_indicators[b] for b in keep if b in self.block_indicators}
+        return FeatureLayout(blocks=keep, clinical=self.clinical if clinical else {},
+                             indicators=sorted(set(owned.values())), block_indicators=owned)
+
     def to_dict(self) -> dict:
         return {
             "blocks": {k: list(v) for k, v in self.blocks.items()},
@@ -85,9 +106,33 @@ class FeatureLayout:
 
     @classmethod
     def coerce(cls, layout) -> "FeatureLayout":
-        """Accept a layout or its dict form (estimators store the dict so they clone cleanly)."""
+        """Accept a layout or its dict form (as saved in design.json and by older models)."""
         if isinstance(layout, cls):
             return layout
         if isinstance(layout, dict):
             return cls.from_dict(layout)
         raise ModelsError(f"expected a FeatureLayout or its dict form, got {type(layout).__name__}")
+
+
+def ablation_layouts(layout: FeatureLayout, kinds) -> dict[str, FeatureLayout]:
+    """name → restricted layout, for the stack refits the report compares.
+
+    Block names are "modality/backbone"; "modality" and "backbone" ablations exist only where the
+    layout has more than one of them, "images_only" and "clinical_only" only with clinical columns.
+    """
+    unknown = sorted(set(kinds) - set(ABLATIONS))
+    if unknown:
+        raise ModelsError(f"unknown ablations {unknown}; choose from {list(ABLATIONS)}")
+    blocks = list(layout.blocks)
+    modality = {b: b.partition("/")[0] for b in blocks}
+    backbone = {b: b.partition("/")[2] for b in blocks}
+    out = {}
+    for kind, part in (("modality", modality), ("backbone", backbone)):
+        if kind in kinds and len(set(part.values())) > 1:
+            for value in sorted(set(part.values())):
+                out[f"{kind}:{value}"] = layout.subset([b for b in blocks if part[b] == value], False)
+    if "images_only" in kinds and layout.clinical:
+        out["images_only"] = layout.subset(blocks, False)
+    if "clinical_only" in kinds and layout.clinical:
+        out["clinical_only"] = layout.subset([], True)
+    return out

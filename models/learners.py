@@ -6,6 +6,8 @@ cloned and fitted per fold.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 from imblearn.pipeline import Pipeline
@@ -58,6 +60,20 @@ class EncodedClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
 
+@dataclass(frozen=True)
+class Learner:
+    """A registered learner: the estimator class whose ``get_params()`` names the settings a study
+    may give it (plus ``extra``, our own settings with their defaults), and ``build(params,
+    random_state, balanced)``, which applies our defaults and the balancing."""
+
+    estimator: type
+    build: Callable
+    extra: Mapping = field(default_factory=dict)
+
+    def parameters(self) -> list[str]:
+        return sorted({*self.estimator().get_params(), *self.extra})
+
+
 def _build(cls, name, defaults, params):
     """Defaults overridden by ``params``; an unknown key is a config error, not a TypeError."""
     valid = set(cls().get_params())
@@ -98,6 +114,10 @@ def _knn(params, random_state, balanced):
     return _build(CappedKNeighbors, "knn", {"n_neighbors": 7, "weights": "distance"}, params)
 
 
+# svm's own settings (not SVC's): how its probabilities are calibrated
+SVM_CALIBRATION = {"calibration_cv": 3, "calibration_method": "sigmoid"}
+
+
 def _svm(params, random_state, balanced):
     """RBF SVC, probabilities from CalibratedClassifierCV(cv=3, ensemble=False, sigmoid).
 
@@ -108,12 +128,12 @@ def _svm(params, random_state, balanced):
     override it.
     """
     params = dict(params)
-    cv = params.pop("calibration_cv", 3)
-    method = params.pop("calibration_method", "sigmoid")
+    calibration = {k: params.pop(k, default) for k, default in SVM_CALIBRATION.items()}
     defaults = {"C": 1.0, "gamma": "scale", "kernel": "rbf", "random_state": random_state,
                 "class_weight": "balanced" if balanced else None}
     svc = _build(SVC, "svm", defaults, params)
-    return CalibratedClassifierCV(svc, method=method, cv=cv, ensemble=False)
+    return CalibratedClassifierCV(svc, method=calibration["calibration_method"],
+                                  cv=calibration["calibration_cv"], ensemble=False)
 
 
 def _forest(cls, name):
@@ -121,7 +141,7 @@ def _forest(cls, name):
         defaults = {"n_estimators": 200, "n_jobs": 1, "random_state": random_state,
                     "class_weight": "balanced" if balanced else None}
         return _build(cls, name, defaults, params)
-    return make
+    return Learner(cls, make)
 
 
 def _mlp(params, random_state, balanced):
@@ -145,15 +165,15 @@ def _xgb(params, random_state, balanced):
     return EncodedClassifier(xgb, class_weight="balanced" if balanced else None)
 
 
-# name → constructor(params, random_state, balanced); adding a learner is one entry
+# name → Learner(estimator class, constructor); adding a learner is one entry
 LEARNERS = {
-    "knn": _knn,
-    "svm": _svm,
+    "knn": Learner(CappedKNeighbors, _knn),
+    "svm": Learner(SVC, _svm, SVM_CALIBRATION),
     "rf": _forest(RandomForestClassifier, "rf"),
     "et": _forest(ExtraTreesClassifier, "et"),
-    "mlp": _mlp,
-    "lr": _lr,
-    "xgb": _xgb,
+    "mlp": Learner(MLPClassifier, _mlp),
+    "lr": Learner(LogisticRegression, _lr),
+    "xgb": Learner(XGBClassifier, _xgb),
 }
 META_LEARNERS = ("lr", "mlp", "xgb")
 # the meta-learner sees a handful of probability columns: small models suffice
@@ -165,7 +185,7 @@ def make_estimator(name, params=None, random_state=None, balanced=False):
     """The bare estimator of a registered learner (no fusion, no sampler)."""
     if name not in LEARNERS:
         raise ModelsError(f"unknown learner '{name}'; choose from {sorted(LEARNERS)}")
-    return LEARNERS[name](dict(params or {}), random_state, balanced)
+    return LEARNERS[name].build(dict(params or {}), random_state, balanced)
 
 
 def make_pipeline(learner, layout, params=None, balancing="smote", pca_components=0.95,
@@ -182,7 +202,7 @@ def make_pipeline(learner, layout, params=None, balancing="smote", pca_component
     # categorical codes are the last n_cat columns of the fused array; negative indices say so
     sampler = make_sampler(balancing, list(range(-n_cat, 0)), random_state, k_neighbors)
     return Pipeline([
-        ("fuse", FusionTransformer(layout.to_dict(), pca_components, random_state)),
+        ("fuse", FusionTransformer(layout, pca_components, random_state)),
         ("balance", sampler if sampler is not None else "passthrough"),
         ("onehot", CategoricalOneHot(n_cat)),
         ("model", make_estimator(learner, params, random_state, balancing == "class-weight")),

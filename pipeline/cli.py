@@ -44,22 +44,9 @@ OUT/import_notes.txt. Images stay where they are; nothing is copied. Every probl
 is listed at once; nothing is dropped silently (excluded files are counted and listed).
 
 Formats (SOURCE is):
-  busi        Dataset_BUSI_with_GT/ (or its parent): <class>/'<class> (N).png' + '_mask.png'
-              files. patient_id = image id (BUSI has none); dup_group = pixel-identical images.
-  mini-mias   the folder of mdbNNN.pgm files and Info.txt. Both films of a woman share a
-              patient; label normal/benign/malignant (malignant if any finding is).
-  mini-ddsm   MINI-DDSM-Complete-JPEG-8/ (or its parent) with DataWMask.xlsx (or a .csv export;
-              --table to point elsewhere). Patient = DDSM case; age and density as features.
-  cbis-ddsm   the folder of the case-description CSVs (mass_/calc_case_description_train/test_set
-              .csv); images (DICOM or PNG/JPEG) under SOURCE or --images-root, found by the CSV
-              path or its first folder name. One case per image; official split in cbis_split.
-  folder      SOURCE/<class>/**/<image> (.png .jpg .jpeg .tif .tiff .pgm .dcm), one case per
-              image, modality --modality (default ultrasound).
-  csv         a paired study: --table clinical.csv (one row per case, --id-column, --label-column,
-              optional --patient-column) joined with --images MODALITY=SPEC per modality, SPEC
-              being a glob with {id} (mg/{id}.dcm), an index CSV (columns <id> and path), or
-              @COLUMN (a path column of the table). Relative paths are relative to SOURCE.
+"""
 
+IMPORT_EXAMPLES = """\
 Examples:
   run_pipeline.py import busi ~/data/Dataset_BUSI_with_GT --out studies/busi
   run_pipeline.py import mini-mias ~/data/all-mias --out studies/mias
@@ -70,10 +57,15 @@ then:  run_pipeline.py extract -c studies/busi/study.yaml   (then fuse, fit, rep
 
 
 def _add_import_parser(sub):
+    from pipeline.importers import IMPORTERS  # noqa: PLC0415  (cheap: entries name their functions)
+
+    formats = [textwrap.fill(f"{imp.source} {imp.summary}", width=100, initial_indent=f"  {name:<12}",
+                             subsequent_indent=" " * 14, break_on_hyphens=False)
+               for name, imp in IMPORTERS.items()]
     p = sub.add_parser("import", help="official dataset layout -> manifest.csv + starter study.yaml",
-                       description=IMPORT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("format", choices=["busi", "mini-mias", "mini-ddsm", "cbis-ddsm", "folder", "csv"],
-                   help="the source's layout (see above)")
+                       description="\n".join([IMPORT_HELP + "\n".join(formats), "", IMPORT_EXAMPLES]),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("format", choices=list(IMPORTERS), help="the source's layout (see above)")
     p.add_argument("source", type=Path, help="the dataset folder as downloaded")
     p.add_argument("--out", required=True, type=Path, help="folder for manifest.csv and study.yaml")
     p.add_argument("--modality", default="ultrasound", help="folder: the images' modality (default ultrasound)")

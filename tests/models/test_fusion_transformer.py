@@ -125,10 +125,12 @@ def test_fit_transform_equals_fit_then_transform_and_clone_is_unfitted(design):
     assert not hasattr(clone(fuse), "block_pcas_")
 
 
+@pytest.mark.parametrize("form", ["dict", "layout"])
 @pytest.mark.parametrize("check", [check_get_params_invariance, check_set_params,
                                    check_no_attributes_set_in_init])
-def test_fusion_passes_the_estimator_checks_that_need_no_data(check, design):
-    check("FusionTransformer", FusionTransformer(design[3].to_dict()))
+def test_fusion_passes_the_estimator_checks_that_need_no_data(check, form, design):
+    layout = design[3].to_dict() if form == "dict" else design[3]
+    check("FusionTransformer", FusionTransformer(layout))
 
 
 def test_one_hot_expands_trailing_codes_and_ignores_unseen():

@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
+from sklearn.base import clone
 
 from models_synthetic import FAST_PARAMS, make_design
 from models.errors import ModelsError
 from models.evaluate import cross_validate_learner
+from models.layout import FeatureLayout
 from models.learners import LEARNERS, make_pipeline, make_stack
 from models.splits import cv_folds
 
@@ -108,3 +110,17 @@ def test_knn_with_more_neighbours_than_rows_uses_every_row_and_says_so():
     same = CappedKNeighbors(n_neighbors=5, weights="distance").fit(X, y)
     assert same.notes_ == []
     np.testing.assert_allclose(small.predict_proba(X[:2] + 0.1), same.predict_proba(X[:2] + 0.1))
+
+
+@pytest.mark.parametrize("name", LEARNER_NAMES + ["stack"])
+def test_a_pipeline_built_from_the_layout_equals_one_built_from_its_dict_form(name, design):
+    X, y, g, layout = design
+    from_layout, from_dict = build(name, layout), build(name, layout.to_dict())
+    pipes = [p for _, p in from_layout.estimators] if name == "stack" else [from_layout]
+    stored = [p.get_params()["fuse__layout"] for p in pipes]
+    assert all(isinstance(s, FeatureLayout) and s == layout for s in stored)
+    kw = {"groups": g} if name == "stack" else {}
+    a = from_layout.fit(X, y, **kw).predict_proba(X)
+    b = from_dict.fit(X, y, **kw).predict_proba(X)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(clone(from_layout).fit(X, y, **kw).predict_proba(X), a)

@@ -338,6 +338,26 @@ def test_cli_format_choices_match_the_registry():
     assert set(fmt.choices) == set(IMPORTERS)
 
 
+def test_import_help_lists_every_registry_entry_and_each_names_a_function():
+    import importlib
+
+    from pipeline.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    text = " ".join(sub.choices["import"].format_help().split())
+    for name, importer in IMPORTERS.items():
+        assert " ".join(f"{name} {importer.source} {importer.summary}".split()) in text
+        module, function = importer.run.split(":")
+        assert callable(getattr(importlib.import_module(f"pipeline.importers.{module}"), function))
+
+
+def test_building_the_command_line_imports_no_importer():
+    code = ("import sys; from pipeline.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in sys.modules if m.startswith('pipeline.importers.')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert out.stdout.strip() == "[]", out.stderr
+
+
 def _cli(*args):
     return subprocess.run([sys.executable, str(REPO / "run_pipeline.py"), *args], cwd=REPO,
                           capture_output=True, text=True)
