@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
-from skimage.feature import graycomatrix, graycoprops, hog, local_binary_pattern
+
+# OpenCV and scikit-image are imported inside the functions that use them: the version and the
+# feature names (what a study check or a fingerprint needs) must not cost those libraries.
 
 # Bump when any feature's meaning changes: it is part of the cache key of stored blocks.
 HANDCRAFTED_VERSION = 1
@@ -87,6 +88,8 @@ def handcrafted_features(
 
 
 def _validated_resized(gray, mask, size):
+    import cv2  # noqa: PLC0415
+
     gray = np.asarray(gray)
     if gray.ndim != 2 or gray.dtype != np.uint8 or min(gray.shape) == 0:
         raise ValueError(
@@ -137,6 +140,8 @@ def _intensity_and_histogram(img):
 
 def _glcm(img):
     """Haralick statistics per distance, averaged over angles so rotation matters less."""
+    from skimage.feature import graycomatrix, graycoprops  # noqa: PLC0415
+
     q = (img // (256 // _GLCM_LEVELS)).astype(np.uint8)
     glcm = graycomatrix(
         q, list(_GLCM_DISTANCES), list(_GLCM_ANGLES),
@@ -157,6 +162,8 @@ def _glcm(img):
 
 
 def _lbp(img):
+    from skimage.feature import local_binary_pattern  # noqa: PLC0415
+
     codes = local_binary_pattern(img, _LBP_POINTS, _LBP_RADIUS, method="uniform")
     counts = np.bincount(codes.astype(np.intp).ravel(), minlength=_LBP_BINS)
     return counts / counts.sum()
@@ -164,6 +171,10 @@ def _lbp(img):
 
 def _hog(img):
     """HOG on a fixed 64×64 thumbnail: coarse layout of edges at a length independent of size."""
+    import cv2  # noqa: PLC0415
+
+    from skimage.feature import hog  # noqa: PLC0415
+
     small = cv2.resize(img, (_HOG_SIZE, _HOG_SIZE), interpolation=cv2.INTER_AREA)
     return hog(
         small,
@@ -175,6 +186,8 @@ def _hog(img):
 
 
 def _largest_component(roi):
+    import cv2  # noqa: PLC0415
+
     _, labels, stats, _ = cv2.connectedComponentsWithStats(roi, connectivity=8)
     biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     return (labels == biggest).astype(np.uint8)
@@ -182,6 +195,8 @@ def _largest_component(roi):
 
 def _shape(roi, tolerance=1.0):
     """Shape of the largest mask component (margins: round benign vs spiculated malignant)."""
+    import cv2  # noqa: PLC0415
+
     out = np.zeros(len(_SHAPE_NAMES))
     if roi is None:
         return out
@@ -236,6 +251,8 @@ def _eccentricity(m):
 
 def _lesion(img, roi):
     """Lesion brightness against its immediate surround: hypoechoic masses read darker."""
+    import cv2  # noqa: PLC0415
+
     if roi is None:
         return np.zeros(len(_LESION_NAMES))
     inside = img[roi.astype(bool)] / 255.0

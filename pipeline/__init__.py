@@ -1,3 +1,3 @@
 """Config and manifest validation, stage orchestration, artifact paths, fingerprints, errors."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

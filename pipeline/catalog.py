@@ -57,6 +57,7 @@ LOADERS = {
     "fit:holdout_predictions": _predictions,
     "fit:model": _model,
     "fit:model_info": _json,
+    "fit:pca": _json,
     "explain:occlusion": _occlusion,
 }
 

@@ -16,7 +16,7 @@ from types import MappingProxyType
 
 import yaml
 
-from features.preprocess import PreprocessSpec
+from features.preprocess_spec import PreprocessSpec
 from models.layout import CLINICAL_KINDS
 from pipeline import settings as s
 from pipeline.errors import ConfigError

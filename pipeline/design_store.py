@@ -30,7 +30,9 @@ class Design:
 
     @property
     def layout(self):
-        return self.meta["layout"]
+        from models.layout import FeatureLayout  # noqa: PLC0415
+
+        return FeatureLayout.coerce(self.meta["layout"])
 
     @property
     def classes(self):
@@ -49,7 +51,7 @@ class Design:
 def write_design_files(h5, json_path, design):
     """design.h5 (arrays) and design.json (layout, classes, exclusions, summary) at the given paths."""
     frame = design.frame
-    cat_cols = [c for c, k in design.layout["clinical"].items() if k == "categorical"]
+    cat_cols = design.layout.clinical_of("categorical")
     num_cols = [c for c in frame.columns if c not in cat_cols]
     with h5py.File(h5, "w") as f:
         f.create_dataset("case_ids", data=np.array(frame.index, dtype=object), dtype=_STR)

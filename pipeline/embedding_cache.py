@@ -285,9 +285,8 @@ def embed_study(ctx, index):
         else:
             write_table(ctx.out.path(EMBEDDINGS, **t.fields), _table(ctx, t))
     ctx.out.write_json("images", index)
-    ctx.after_commit.append(lambda: [ctx.out.checkpoint_path(EMBEDDINGS, **t.fields).unlink(missing_ok=True)
-                                     for t in targets])
-    summary = {"computed": {t.label: t.computed for t in targets if not t.unchanged},
+    ctx.after_commit.append(ctx.out.drop_checkpoints)
+    summary = {"computed": {t.label: t.computed for t in targets if t.computed},
                "reused": {t.label: len(t.keys) - t.computed for t in targets if not t.unchanged},
                "unchanged": [t.label for t in targets if t.unchanged],
                "fallback": sorted({t.label for t in targets if t.fallback}),

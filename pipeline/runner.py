@@ -131,11 +131,11 @@ def run_stages(names, study, force=False, show_progress=True, wait=True, options
     options = options or {}
     stages = [STAGES[n] for n in names]
     session = session or Session(study, labelled=labelled, check_images=any(s.needs_images for s in stages))
+    if any(s.needs_manifest for s in stages):
+        session.manifest                        # every manifest problem first; nothing is made before
     with run_lock(study.run_dir, "+".join(names), wait):
         recover(study.run_dir)
         session.catalog.forget()
-        if any(s.needs_manifest for s in stages):
-            session.manifest
         outcomes = [_run_locked(s, session, force, show_progress, options.get(s.name, {})) for s in stages]
     session.hashes.save()
     return outcomes

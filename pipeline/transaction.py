@@ -75,9 +75,11 @@ class Staging:
 
     def checkpoint_path(self, artifact, **fields):
         """Where partial results of an artifact survive a killed or failed run (until committed)."""
-        path = self.folder / CHECKPOINTS / self.relative(artifact, **fields)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path
+        return self.folder / CHECKPOINTS / self.relative(artifact, **fields)
+
+    def drop_checkpoints(self):
+        """Once the committed files hold everything, the checkpoints are no longer needed."""
+        shutil.rmtree(self.folder / CHECKPOINTS, ignore_errors=True)
 
     def scratch(self, name):
         """A scratch folder inside the staging area, never committed (e.g. a fit's fusion cache)."""

@@ -24,12 +24,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.artifacts import write_atomic  # noqa: E402
+from pipeline.storage import write_atomic  # noqa: E402
 from pipeline.config import load_study  # noqa: E402
 from pipeline.errors import USER_ERRORS  # noqa: E402
 from pipeline.fingerprint import library_versions  # noqa: E402
-from pipeline.manifest import load_manifest  # noqa: E402
-from pipeline.runner import run_all_stages  # noqa: E402
+from pipeline.catalog import Catalog  # noqa: E402
+from pipeline.runner import run_all  # noqa: E402
 
 STUDIES = {
     "busi": "BUSI, normal / benign / malignant (3 classes)",
@@ -63,10 +63,10 @@ def _study(name, weights, out_root, seed):
 def run_study(name, weights, out_root, seed, cache_dirs, report):
     """Every stage of one example study; returns (study, metrics, design meta, seconds)."""
     study = _study(name, weights, out_root, seed)
-    manifest = load_manifest(study)
     started = time.perf_counter()
-    done = run_all_stages(study, manifest, cache_dirs=cache_dirs, explain=report, report=report)
-    return study, done.metrics, done.design.meta, time.perf_counter() - started
+    run_all(study, skip=() if report else ("explain", "report"), options={"extract": {"cache_from": cache_dirs}})
+    run = Catalog(study.run_dir)
+    return study, run.read("fit:metrics"), run.design().meta, time.perf_counter() - started
 
 
 def _fmt(value):
@@ -141,9 +141,9 @@ def study_section(name, study, metrics, meta, seconds):
     classes = ", ".join(f"{c} {s['class_counts'].get(c, 0)}" for c in meta["classes"])
     return "\n".join([
         f"## {STUDIES[name]}", "",
-        f"`configs/{name}.yaml` · {s['n_cases']} cases ({classes}); {s['n_train']} for {study.fuse['n_folds']}-fold "
+        f"`configs/{name}.yaml` · {s['n_cases']} cases ({classes}); {s['n_train']} for {study.fuse.n_folds}-fold "
         f"patient-wise CV, {s['n_test']} held out once; {s['n_excluded']} excluded"
-        + (f"; grouped by `{study.fuse['group_column']}`" if study.fuse["group_column"] else "")
+        + (f"; grouped by `{study.fuse.group_column}`" if study.fuse.group_column else "")
         + f". Positive class: {meta['positive'] or 'multi-class (macro one-vs-rest)'}. "
         f"Seed {study.seed}. Fit time {metrics.get('elapsed_seconds', 0) / 60:.1f} min"
         + (f" (this run: {seconds / 60:.1f} min, the rest came from the cache)"

@@ -19,7 +19,7 @@ from features.duplicates import THUMBNAIL, duplicate_pairs, pixel_digest, thumbn
 from features.duplicates import duplicate_groups as duplicate_groups_of
 from features.errors import FeaturesError
 from features.imageio import read_gray
-from pipeline.artifacts import write_atomic, write_csv
+from pipeline.storage import write_atomic, write_csv
 from pipeline.errors import ConfigError, ManifestError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".pgm", ".dcm")

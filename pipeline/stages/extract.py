@@ -166,7 +166,7 @@ def explain_external(old, new, session):
 
 
 def compute(ctx):
-    from pipeline.stages.embedding import embed_study  # noqa: PLC0415  (heavy: image and CNN code)
+    from pipeline.embedding_cache import embed_study  # noqa: PLC0415  (heavy: image and CNN code)
 
     return embed_study(ctx, image_index(ctx.session))
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from models.layout import ABLATIONS
 from pipeline import settings as s
 from pipeline.contract import Artifact, Flag, Stage
 
 log = logging.getLogger(__name__)
 VERSION = 1
 STACK = "stack"
-ABLATIONS = ("modality", "backbone", "images_only", "clinical_only")
 
 
 def _pca(v):

@@ -80,7 +80,7 @@ def test_busi_rows_masks_and_exact_and_near_duplicates(tmp_path, shared_data):
     assert sorted(zip(pairs.case_id_a, pairs.case_id_b, pairs.kind)) == [
         ("benign_001", "benign_318", "near"), ("benign_003", "malignant_009", "exact")]
     assert pairs.loc[pairs.kind == "near", "thumb_corr"].item() >= 0.95
-    assert study.fuse["group_column"] == "dup_group"
+    assert study.fuse.group_column == "dup_group"
     assert study.modalities["ultrasound"].mask_column is None
     assert "all-zero masks" in (tmp_path / "out" / "study.yaml").read_text()
     assert len(load_manifest(study).frame) == 9
@@ -295,7 +295,7 @@ def test_folder_one_case_per_image_and_non_images_listed(tmp_path, shared_data):
     assert "notes.txt: not an image" in "\n".join(lines)
     assert frame.loc[["benign_a", "malignant_d"], "dup_group"].tolist() == ["dup001", "dup001"]
     assert frame.loc[["benign_sub_b", "malignant_c"], "dup_group"].tolist() == ["", ""]
-    assert study.fuse["group_column"] == "dup_group"
+    assert study.fuse.group_column == "dup_group"
     assert len(load_manifest(study).frame) == 4
 
 
