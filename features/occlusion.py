@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 
-import cv2
 import numpy as np
 
 FILLS = ("mean", "blur")
@@ -30,6 +29,8 @@ def iter_occluded(gray, grid, fill="mean"):
     (one image at a time, so a full-resolution mammogram is never copied grid² times)."""
     if fill not in FILLS:
         raise ValueError(f"Expected fill to be one of {list(FILLS)}, got {fill!r}")
+    import cv2  # noqa: PLC0415  (only where images are occluded: the settings check must stay light)
+
     gray = np.asarray(gray, np.uint8)
     boxes = patch_boxes(gray.shape, grid)
     if fill == "blur":
@@ -58,6 +59,8 @@ def occlusion_map(gray, score, grid, fill="mean"):
 
 def thumbnail(gray, max_side=200):
     """A downsampled copy for display (area interpolation), never larger than the original."""
+    import cv2  # noqa: PLC0415
+
     gray = np.asarray(gray, np.uint8)
     scale = max_side / max(gray.shape[:2])
     if scale >= 1:

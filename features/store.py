@@ -62,10 +62,11 @@ def write_table(path, table):
     finally:
         if tmp.exists():
             tmp.unlink()
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
-def _fsync_dir(folder):
+def fsync_dir(folder):
+    """Make a rename in ``folder`` durable (best effort: some file systems refuse a directory fsync)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:

@@ -89,6 +89,7 @@ class StageContext:
     show_progress: bool = True
     options: dict = field(default_factory=dict)   # runtime options that change no result
     optional: dict = field(default_factory=dict)  # optional upstream -> "ok" | "stale" | "missing"
+    run_order: tuple = ()     # every stage of a run, in order (the report's reproduce commands)
     after_commit: list = field(default_factory=list)  # callables run once the record is committed
 
     @property

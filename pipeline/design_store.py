@@ -13,6 +13,8 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from pipeline.records import jsonable
+
 
 _STR = h5py.string_dtype("utf-8")
 
@@ -64,19 +66,7 @@ def write_design_files(h5, json_path, design):
         cats = frame[cat_cols].astype(object).where(frame[cat_cols].notna(), "").astype(str)
         f.create_dataset("categorical", data=cats.to_numpy(dtype=object).reshape(len(frame), -1), dtype=_STR)
         f.create_dataset("categorical_columns", data=np.array(cat_cols, dtype=object), dtype=_STR)
-    Path(json_path).write_text(json.dumps(design.meta, indent=2, default=_jsonable), encoding="utf-8")
-
-
-def _jsonable(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON-able: {type(o).__name__}")
+    Path(json_path).write_text(json.dumps(design.meta, indent=2, default=jsonable), encoding="utf-8")
 
 
 def _strings(ds):

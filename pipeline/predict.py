@@ -43,7 +43,7 @@ def _new_cases_study(study, record, manifest_path, run_dir):
     backbones = []
     for b in study.backbones:
         resolved = record.weights(b.name)
-        weights = "random" if resolved.get("fallback") else b.weights
+        weights = "random" if resolved.get("fallback") else b.own_weights
         backbones.append({"name": b.name, "weights": weights, "input_size": b.input_size})
     return study.with_overrides([(["manifest"], str(Path(manifest_path).resolve())),
                                  (["output"], str(run_dir / "predict")), (["extract", "backbones"], backbones),

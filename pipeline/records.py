@@ -22,10 +22,11 @@ RUN_RECORD = "run.json"
 
 
 def _json(obj):
-    return json.dumps(obj, indent=1, sort_keys=True, default=_plain)
+    return json.dumps(obj, indent=1, sort_keys=True, default=jsonable)
 
 
-def _plain(o):
+def jsonable(o):
+    """``json.dumps(default=...)`` for the numpy values and paths that artifacts carry."""
     import numpy as np  # noqa: PLC0415  (records are mostly written without numpy values)
 
     if isinstance(o, np.integer):
@@ -36,11 +37,21 @@ def _plain(o):
         return o.tolist()
     if isinstance(o, Path):
         return str(o)
-    raise TypeError(f"not JSON-able in a record: {type(o).__name__}")
+    raise TypeError(f"not JSON-able: {type(o).__name__}")
+
+
+class _Json:
+    def to_json(self):
+        return _json(asdict(self))
+
+    @classmethod
+    def from_json(cls, text):
+        data = json.loads(text)
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 @dataclass
-class StageRecord:
+class StageRecord(_Json):
     stage: str
     version: int
     fingerprint: str
@@ -52,41 +63,26 @@ class StageRecord:
     process: dict = field(default_factory=dict)  # pid, host
     breastfuse: str = ""
 
-    def to_json(self):
-        return _json(asdict(self))
 
-    @classmethod
-    def from_json(cls, text):
-        data = json.loads(text)
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
-
-
-def read_record(path):
-    """The record at ``path``, or None when there is none or it is unreadable (never half-read:
-    records are only ever renamed into place)."""
-    path = Path(path)
+def _read(cls, path):
+    """A record, or None when there is none or it is unreadable (never half-read: records are only
+    ever renamed into place)."""
     try:
-        return StageRecord.from_json(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
+        return cls.from_json(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError, TypeError):
         return None
 
 
+def read_record(path):
+    return _read(StageRecord, path)
+
+
 @dataclass
-class RunRecord:
+class RunRecord(_Json):
     study_file: str | None
     study: dict                    # the resolved study (Study.to_dict())
     stages: dict = field(default_factory=dict)    # stage -> {"flags": [...], "fingerprint", "committed"}
     resolved: dict = field(default_factory=dict)  # {"weights": {backbone: {...}}}
-
-    def to_json(self):
-        return _json(asdict(self))
-
-    @classmethod
-    def from_json(cls, text):
-        data = json.loads(text)
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
     def flags(self, stage, default=()):
         entry = self.stages.get(stage)
@@ -107,10 +103,4 @@ class RunRecord:
 
 
 def read_run_record(path):
-    path = Path(path)
-    try:
-        return RunRecord.from_json(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, TypeError):
-        return None
+    return _read(RunRecord, path)

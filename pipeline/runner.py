@@ -100,7 +100,7 @@ def _run_locked(stage, session, force, show_progress, options):
     ctx = StageContext(stage=stage, study=study, inputs=Inputs(session.catalog, stage), out=staging,
                        session=session, fingerprint=fingerprint, previous=previous, force=force,
                        show_progress=show_progress, options=dict(options),
-                       optional=session.optional_status(stage))
+                       optional=session.optional_status(stage), run_order=RUN_ORDER)
     started, clock = _utc(), time.perf_counter()
     try:
         summary = stage.compute(ctx) or {}

@@ -15,10 +15,20 @@ import difflib
 MISSING = dataclasses.MISSING
 
 
+class Lazy:
+    """A default computed when a study is built, e.g. read from a registry whose import is costly
+    (the learners): ``--help`` must not pay for it, and the list must not be copied."""
+
+    def __init__(self, make):
+        self.make = make
+
+
 def setting(default, check=None, expected="", doc="", neutral=False):
     """A section field: its default, a check (value -> bool), what a valid value looks like, a line
     of documentation, and whether it can change a result."""
     meta = {"check": check, "expected": expected, "doc": doc, "neutral": neutral}
+    if isinstance(default, Lazy):
+        return dataclasses.field(default_factory=default.make, metadata=meta)
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -72,6 +82,8 @@ def as_dict(section, neutral=True):
 
 
 def _plain(value):
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
     if dataclasses.is_dataclass(value):
         return {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
     if isinstance(value, (list, tuple)):

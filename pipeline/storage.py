@@ -15,6 +15,7 @@ import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
+from features.store import fsync_dir  # noqa: F401  (one durable-rename helper for every writer)
 from pipeline.errors import StorageError
 
 _ERRNO_IN_TEXT = re.compile(r"errno\s*=\s*(\d+)")
@@ -33,19 +34,6 @@ def tmp_name(path):
     """The temporary sibling a process writes before renaming: per process, so never shared."""
     path = Path(path)
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
-def fsync_dir(folder):
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def fsync_file(path):

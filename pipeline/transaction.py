@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from features.hashing import file_sha256
-from pipeline.records import RECORD, RUN_RECORD, read_record
+from pipeline.records import RECORD, RUN_RECORD, jsonable, read_record
 from pipeline.storage import check_writable, fsync_dir, fsync_file
 
 log = logging.getLogger(__name__)
@@ -105,9 +105,7 @@ class Staging:
         return path
 
     def write_json(self, artifact, obj, **fields):
-        from pipeline.records import _plain  # noqa: PLC0415
-
-        return self.write_text(artifact, json.dumps(obj, indent=2, default=_plain), **fields)
+        return self.write_text(artifact, json.dumps(obj, indent=2, default=jsonable), **fields)
 
     def write_csv(self, artifact, frame: pd.DataFrame, **fields):
         return self.write_text(artifact, frame.to_csv(index=False), **fields)

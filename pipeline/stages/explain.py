@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from features.occlusion import FILLS
 from pipeline import settings as s
 from pipeline.contract import Artifact, Stage
 
 log = logging.getLogger(__name__)
 VERSION = 1
-FILLS = ("mean", "blur")
 BASELINE_TOLERANCE = 0.01   # re-embedding the unoccluded image must give the stack's held-out probability
 
 

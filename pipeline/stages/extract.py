@@ -9,7 +9,7 @@ random fallback included, where the study allows it) and recorded in the run rec
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from features.backbones import DEFAULT_BACKBONES
@@ -23,8 +23,14 @@ VERSION = 1
 @dataclass(frozen=True)
 class BackboneChoice:
     name: str
-    weights: str
+    weights: str                       # as resolved: its own setting, else the study-wide one
     input_size: int | None = None
+    own_weights: str | None = field(default=None, compare=False, repr=False)   # what the study set for it
+    spelled: str | None = field(default=None, compare=False, repr=False)       # the name as the study wrote it
+
+    def to_dict(self):
+        """As the study would say it (reads back to the same choice)."""
+        return {"name": self.name, "weights": self.own_weights, "input_size": self.input_size}
 
 
 def _opt_size(v):
@@ -57,12 +63,14 @@ class ExtractSettings:
         return cls(**{**s.as_dict(section), "backbones": backbones})
 
     def problems(self, where):
+        """Backbone names against the registries, a study-wide weights path that does not exist."""
         from features.backbones import backbone_problems  # noqa: PLC0415
 
-        out = []
-        for i, b in enumerate(self.backbones):
-            own = b.weights if b.weights != self.weights else None
-            out += [f"{where}backbones[{i}]: {p}" for p in backbone_problems(b.name, own)]
+        out = [f"{where}backbones[{i}]: {p}" for i, b in enumerate(self.backbones)
+               for p in backbone_problems(b.spelled or b.name, b.own_weights)]
+        if self.weights not in ("imagenet", "random") and not Path(self.weights).expanduser().exists():
+            out.append(f"{where}weights: {self.weights} is neither 'imagenet', 'random' nor an existing "
+                       f".h5 file or folder")
         return out
 
 
@@ -90,7 +98,7 @@ def _backbone_items(items, section, where, errors):
             errors.append(f"{where}[{i}]: backbone '{name}' is listed twice")
         seen.add(name.lower())
         out.append(BackboneChoice(name.lower(), entry.get("weights") or section.weights,
-                                  entry.get("input_size") or section.input_size))
+                                  entry.get("input_size") or section.input_size, entry.get("weights"), name))
     return out
 
 

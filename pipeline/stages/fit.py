@@ -20,6 +20,12 @@ VERSION = 1
 STACK = "stack"
 
 
+def _every_learner():
+    from models.learners import LEARNERS  # noqa: PLC0415  (the registry, not a copy of it)
+
+    return list(LEARNERS)
+
+
 def _pca(v):
     return v is None or s.pos_int(v) or s.fraction(v)
 
@@ -30,8 +36,7 @@ def _mapping(v):
 
 @dataclass(frozen=True)
 class FitSettings:
-    learners: list = s.setting(["knn", "svm", "rf", "et", "mlp", "lr", "xgb"], s.text_list,
-                               "a list of learner names", "base learners compared")
+    learners: list = s.setting(s.Lazy(_every_learner), s.text_list, "a list of learner names", "base learners compared (default: every one)")
     stack: bool = s.setting(True, s.boolean, "true or false", "add the stacking meta-learner")
     stack_base: list = s.setting(["knn", "svm", "rf", "et", "mlp"], s.text_list, "a list of learner names",
                                  "the stack's base learners")

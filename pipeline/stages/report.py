@@ -17,7 +17,6 @@ from pipeline.contract import Artifact, Flag, Stage
 
 log = logging.getLogger(__name__)
 VERSION = 1
-REPRODUCE = ("extract", "fuse", "fit", "explain", "report")
 
 
 @dataclass(frozen=True)
@@ -32,12 +31,14 @@ class ReportSettings:
                            "compute the SHAP section (the only part that calls a model; ~25 s on the demo)")
 
 
-def _commands(study, record):
+def _commands(study, record, stages):
+    """Per stage of the run, the command that redoes it: the study file plus the flags its last
+    commit ran with (this report's own for itself and for stages that never ran)."""
     from reports.inputs import stage_command  # noqa: PLC0415
 
-    flags = {name: (record.flags(name, study.flags) if record else list(study.flags)) for name in REPRODUCE}
+    flags = {name: (record.flags(name, study.flags) if record else list(study.flags)) for name in stages}
     flags["report"] = list(study.flags)
-    return {name: stage_command(name, study.path, flags[name]) for name in REPRODUCE}
+    return {name: stage_command(name, study.path, flags[name]) for name in stages}
 
 
 def _occlusion(inputs, status, commands):
@@ -48,14 +49,14 @@ def _occlusion(inputs, status, commands):
     return {"status": status, "command": commands["explain"], "meta": meta, "maps": maps}
 
 
-def load_inputs(inputs, study, run_record, explain_status):
+def load_inputs(inputs, study, run_record, explain_status, stages):
     """Everything the page shows, read from the committed run (verified) and the study."""
     from reports import ReportInputs  # noqa: PLC0415
     from reports.inputs import ReportSettings as PageSettings  # noqa: PLC0415
 
     design = inputs.design()
     metrics = inputs.read("fit:metrics")
-    commands = _commands(study, run_record)
+    commands = _commands(study, run_record, stages)
 
     def load_model(name):
         return inputs.model(name) if inputs.has("fit:model", learner=name) else None
@@ -77,7 +78,8 @@ def load_inputs(inputs, study, run_record, explain_status):
 def compute(ctx):
     from reports import build_page, render_report  # noqa: PLC0415
 
-    page, tables = build_page(load_inputs(ctx.inputs, ctx.study, ctx.run_record, ctx.optional.get("explain")))
+    page, tables = build_page(load_inputs(ctx.inputs, ctx.study, ctx.run_record, ctx.optional.get("explain"),
+                                           ctx.run_order))
     for name, table in tables.items():
         ctx.out.write_csv("table", table, name=name)
     ctx.out.write_text("tables", json.dumps({n: t.to_dict(orient="records") for n, t in tables.items()},

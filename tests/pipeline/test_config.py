@@ -105,3 +105,27 @@ def test_recorded_flags_reproduce_the_effective_config(tmp_path):
     again = validate(apply_overrides(raw, [parse_override(f) for f in flags]), tmp_path)
     assert again.to_dict() == used.to_dict() and again.run_dir == used.run_dir
     assert from_file.flags == ()
+
+
+def test_backbones_and_weights_are_checked_against_the_registries_at_load(tmp_path):
+    raw = {**BASE, "extract": {"backbones": ["Resnet5O", "mobilenetv2", {"name": "handcrafted", "weights": "random"}],
+                               "weights": str(tmp_path / "no-such-weights")}}
+    text = "\n".join(_errors(raw, tmp_path))
+    assert "extract.backbones[0]: Unknown backbone 'Resnet5O'; did you mean 'resnet50'?" in text
+    assert "backbones[1]" not in text                       # any keras.applications name, without TensorFlow
+    assert "extract.backbones[2]: Backbone 'handcrafted' takes no weights" in text
+    assert "extract.weights: " in text and "no-such-weights is neither" in text
+
+
+def test_a_moved_key_says_where_it_went(tmp_path):
+    problems = _errors({**BASE, "report": {"occlusion_grid": 3}}, tmp_path)
+    assert problems == ["report.occlusion_grid: this key moved to 'explain.grid'"]
+
+
+def test_a_study_reads_back_from_its_resolved_form(tmp_path):
+    raw = {**BASE, "extract": {"backbones": ["vgg16", {"name": "handcrafted", "input_size": 64}], "weights": "random"},
+           "fit": {"learners": ["lr"], "params": {"lr": {"C": 0.5}}}}
+    study = validate(raw, tmp_path)
+    again = validate(study.to_dict(), tmp_path)
+    assert again == study and again.to_dict() == study.to_dict()
+    assert study.fit.learners == ["lr"] and validate(dict(BASE), tmp_path).fit.learners[:2] == ["knn", "svm"]

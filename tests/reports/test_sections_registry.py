@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from pipeline.catalog import Inputs
+from pipeline.stages import RUN_ORDER
 from pipeline.stages.report import STAGE, load_inputs as _load
 from reports import build_page, html, render_report, sections
 from reports.page import make_context
@@ -20,7 +21,7 @@ def load_inputs(study, shap=True):
 
     study = study.with_overrides([(["report", "shap"], shap)])
     run = catalog(study)
-    return _load(Inputs(run, STAGE), study, run.run_record(), "missing")
+    return _load(Inputs(run, STAGE), study, run.run_record(), "missing", RUN_ORDER)
 
 
 def test_the_template_addresses_no_section_by_position_and_every_section_has_a_partial():
