@@ -97,9 +97,3 @@ def read_table(path):
     except (OSError, KeyError, ValueError) as exc:
         log.warning("ignoring unreadable embedding file %s (%s); it will be recomputed", path, exc)
         return None
-
-
-def remove_stale_temporaries(folder):
-    """Delete temporary files left by killed writers (never the real artifacts)."""
-    for tmp in Path(folder).glob(".*.tmp-*"):
-        tmp.unlink(missing_ok=True)

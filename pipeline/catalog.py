@@ -187,6 +187,10 @@ class Inputs:
         self._check(ref)
         return self.catalog.listed(ref)
 
+    def elsewhere(self, run_dir):
+        """The same view over another run folder (extract reuses other runs' embeddings as a cache)."""
+        return Inputs(Catalog(run_dir), self.stage)
+
     def record(self, stage):
         if stage not in self.stages:
             raise AssertionError(f"stage '{self.stage.name}' reads {stage}'s record without declaring it")

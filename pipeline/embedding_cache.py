@@ -22,7 +22,6 @@ from features.errors import WeightsError
 from features.extraction import ImageJob, run_extraction
 from features.hashing import hash_json
 from features.store import EmbeddingTable, read_table, write_table
-from pipeline.catalog import Catalog
 from pipeline.errors import ManifestError
 from pipeline.fingerprint import library_versions
 from pipeline.progress import progress_bar
@@ -85,7 +84,7 @@ class _Caches:
 
     def __init__(self, ctx):
         self.ctx = ctx
-        self.others = [Catalog(d) for d in ctx.options.get("cache_from", ())]
+        self.others = [ctx.inputs.elsewhere(d) for d in ctx.options.get("cache_from", ())]
 
     def committed(self, target):
         if not self.ctx.inputs.has("extract:embeddings", **target.fields):
@@ -96,12 +95,12 @@ class _Caches:
         return read_table(self.ctx.out.checkpoint_path(EMBEDDINGS, **target.fields))
 
     def elsewhere(self, target):
-        for catalog in self.others:
+        for other in self.others:
             try:
-                if catalog.has("extract:embeddings", **target.fields):
-                    yield catalog.read("extract:embeddings", **target.fields)
+                if other.has("extract:embeddings", **target.fields):
+                    yield other.read("extract:embeddings", **target.fields)
             except Exception as exc:  # noqa: BLE001  (another run's cache is a bonus, never a failure)
-                log.info("not reusing %s: %s", catalog.run_dir, exc)
+                log.info("not reusing %s: %s", other.catalog.run_dir, exc)
 
     def load(self, target):
         target.done = {}
