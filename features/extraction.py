@@ -38,6 +38,54 @@ class ExtractionFailure:
     reason: str
 
 
+#: Below this side an image carries no lesion detail a CNN can see (a 1x1 export, a thumbnail).
+MIN_SIDE = 32
+#: Grey-level standard deviation (0-255) under which an image is blank: all black, all white, one value.
+BLANK_STD = 1.0
+
+
+def image_warnings(gray, path):
+    """Why an image cannot be a real study image (too small, blank), as messages; [] when fine."""
+    out = []
+    if min(gray.shape[:2]) < MIN_SIDE:
+        out.append(f"image is {gray.shape[1]}x{gray.shape[0]} px, smaller than {MIN_SIDE} px on a side")
+    if float(gray.std()) < BLANK_STD:
+        out.append(f"image is blank (every pixel about {int(round(float(gray.mean())))})")
+    return out
+
+
+def load_preprocessed(path, mask_path, spec, allow_blank=False):
+    """(gray, mask, notes): one image decoded, checked and preprocessed as every extractor sees it.
+
+    A too-small or blank image is an ImageError unless ``allow_blank`` (then a note). A mask of
+    another size than its image, or an empty one, is an ImageError when the image is cropped to
+    it (``spec.roi_crop``); otherwise the mask is resized (or ignored, when empty) and noted.
+    """
+    gray = read_gray(path)
+    notes = image_warnings(gray, path)
+    if notes and not allow_blank:
+        raise ImageError(path, "; ".join(notes) + " (set extract.allow_blank: true to embed it anyway)")
+    mask = None
+    if mask_path is not None:
+        mask = read_mask(mask_path)
+        problems = []
+        if mask.shape != gray.shape[:2]:
+            problems.append(f"its mask {Path(mask_path).name} is {mask.shape[1]}x{mask.shape[0]} px, the image "
+                            f"{gray.shape[1]}x{gray.shape[0]} px")
+        if not mask.any():
+            problems.append(f"its mask {Path(mask_path).name} is empty")
+        if problems and spec.roi_crop:
+            raise ImageError(path, "; ".join(problems) + ": a mask to crop to must be the image's own size "
+                                                         "and mark the lesion")
+        notes += problems
+        if not mask.any():
+            mask = None
+        elif mask.shape != gray.shape[:2]:
+            mask = read_mask(mask_path, gray.shape)
+    gray, mask = preprocess(gray, spec, mask)
+    return gray, mask, notes
+
+
 def prepare_views(extractor, gray, mask, resize_mode, flip_tta):
     """The extractor's prepared input(s) for one preprocessed image: itself, and its mirror with
     flip test-time augmentation (their embeddings are averaged)."""
@@ -58,19 +106,17 @@ def embed_prepared(extractor, prepared):
     return np.stack([out[a:b].mean(axis=0) for a, b in zip(sizes[:-1], sizes[1:])]).astype(np.float32)
 
 
-def _load(job, spec, extractors, flip_tta):
-    """Decode + preprocess once, then each extractor's own preparation (worker thread)."""
+def _load(job, spec, extractors, flip_tta, allow_blank):
+    """Decode + check + preprocess once, then each extractor's own preparation (worker thread)."""
     try:
-        gray = read_gray(job.path)
-        mask = read_mask(job.mask_path, gray.shape) if job.mask_path else None
-        gray, mask = preprocess(gray, spec, mask)
+        gray, mask, notes = load_preprocessed(job.path, job.mask_path, spec, allow_blank)
         return {name: prepare_views(extractors[name], gray, mask, spec.resize_mode, flip_tta)
-                for name in job.keys}, None
+                for name in job.keys}, None, notes
     except ImageError as exc:
-        return None, exc.reason
+        return None, exc.reason, []
     except Exception as exc:  # an unreadable image must not lose the rest of the run
         log.debug("failed on %s", job.path, exc_info=True)
-        return None, f"{type(exc).__name__}: {exc}"
+        return None, f"{type(exc).__name__}: {exc}", []
 
 
 class _Batcher:
@@ -102,11 +148,12 @@ class _Batcher:
 
 
 def run_extraction(jobs, extractors, spec, on_result, batch_size=16, workers=2, flip_tta=False,
-                   progress=None):
+                   progress=None, allow_blank=False, notes=None):
     """Embed ``jobs`` with ``extractors`` (name -> embedder); return the failures.
 
     ``on_result(name, jobs, embeddings)`` is called after every batch, so the caller can save
-    progress. ``progress`` is an optional callable advanced by one per image.
+    progress. ``progress`` is an optional callable advanced by one per image. ``notes``, a list,
+    receives an ExtractionFailure-like record per image that was embedded with a warning.
     """
     batchers = {name: _Batcher(ex, batch_size, on_result) for name, ex in extractors.items()}
     failures = []
@@ -120,13 +167,15 @@ def run_extraction(jobs, extractors, spec, on_result, batch_size=16, workers=2, 
                 job = next(queue, None)
                 if job is None:
                     return
-                pending.append((job, pool.submit(_load, job, spec, extractors, flip_tta)))
+                pending.append((job, pool.submit(_load, job, spec, extractors, flip_tta, allow_blank)))
 
         refill()
         while pending:
             job, future = pending.popleft()
-            prepared, reason = future.result()
+            prepared, reason, warned = future.result()
             refill()
+            if warned and notes is not None:
+                notes.append(ExtractionFailure(job.case_id, str(job.path), "; ".join(warned)))
             if reason is not None:
                 failures.append(ExtractionFailure(job.case_id, str(job.path), reason))
             else:

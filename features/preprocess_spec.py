@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from numbers import Real
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -40,28 +41,9 @@ class PreprocessSpec:
     resize_mode: str = "pad"
 
     def __post_init__(self):
-        _check_choice("kind", self.kind, KINDS)
-        _check_choice("denoise", self.denoise, DENOISERS)
-        _check_choice("resize_mode", self.resize_mode, RESIZE_MODES)
-        for name in ("otsu_crop", "clahe", "roi_crop"):
-            value = getattr(self, name)
-            if not isinstance(value, (bool, np.bool_)):
-                raise ValueError(f"PreprocessSpec.{name} must be true or false, got {value!r}")
-        for name in ("crop_margin", "roi_margin"):
-            value = getattr(self, name)
-            if not _is_number(value) or value < 0:
-                raise ValueError(f"PreprocessSpec.{name} must be a number >= 0, got {value!r}")
-        ksize = self.denoise_ksize
-        if not _is_int(ksize) or ksize < 3 or ksize % 2 == 0:
-            raise ValueError(
-                f"PreprocessSpec.denoise_ksize must be an odd integer >= 3, got {ksize!r}"
-            )
-        if not _is_number(self.clahe_clip) or self.clahe_clip <= 0:
-            raise ValueError(f"PreprocessSpec.clahe_clip must be > 0, got {self.clahe_clip!r}")
-        if not _is_int(self.clahe_tile) or self.clahe_tile < 1:
-            raise ValueError(
-                f"PreprocessSpec.clahe_tile must be an integer >= 1, got {self.clahe_tile!r}"
-            )
+        problems = _field_problems(self)
+        if problems:
+            raise ValueError("; ".join(f"PreprocessSpec.{name} {message}" for name, message in problems))
         # Normalise numpy scalars and ints-for-floats so equal specs give equal cache keys.
         for field in dataclasses.fields(self):
             cast = {"bool": bool, "int": int, "float": float, "str": str}[field.type]
@@ -83,10 +65,50 @@ class PreprocessSpec:
             )
         return cls(**{"kind": kind, **_MODALITY_DEFAULTS[kind], **overrides})
 
+    @classmethod
+    def problems(cls, kind: str, **overrides) -> list[tuple[str, str]]:
+        """Every bad field of ``for_modality(kind, **overrides)`` as (field, what is wrong), so that
+        a study file's mistakes are all listed at once; [] when the spec can be built."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        values = {field.name: field.default for field in dataclasses.fields(cls)}
+        values.update({"kind": kind, **_MODALITY_DEFAULTS[kind if kind in KINDS else "none"]})
+        values.update({k: v for k, v in overrides.items() if k in known})
+        out = [(name, "is not a preprocessing field") for name in sorted(set(overrides) - known)]
+        return out + _field_problems(SimpleNamespace(**values))
+
+
+def _field_problems(spec) -> list[tuple[str, str]]:
+    """(field, message) for every field of ``spec`` (anything with the fields as attributes) that
+    is out of range or of the wrong type."""
+    out = []
+    for name, choices in (("kind", KINDS), ("denoise", DENOISERS), ("resize_mode", RESIZE_MODES)):
+        if getattr(spec, name) not in choices:
+            out.append((name, _choice_message(getattr(spec, name), choices)))
+    for name in ("otsu_crop", "clahe", "roi_crop"):
+        value = getattr(spec, name)
+        if not isinstance(value, (bool, np.bool_)):
+            out.append((name, f"must be true or false, got {value!r}"))
+    for name in ("crop_margin", "roi_margin"):
+        value = getattr(spec, name)
+        if not _is_number(value) or value < 0:
+            out.append((name, f"must be a number >= 0, got {value!r}"))
+    ksize = spec.denoise_ksize
+    if not _is_int(ksize) or ksize < 3 or ksize % 2 == 0:
+        out.append(("denoise_ksize", f"must be an odd integer >= 3, got {ksize!r}"))
+    if not _is_number(spec.clahe_clip) or spec.clahe_clip <= 0:
+        out.append(("clahe_clip", f"must be > 0, got {spec.clahe_clip!r}"))
+    if not _is_int(spec.clahe_tile) or spec.clahe_tile < 1:
+        out.append(("clahe_tile", f"must be an integer >= 1, got {spec.clahe_tile!r}"))
+    return out
+
+
+def _choice_message(value, choices):
+    return f"must be one of {list(choices)}, got {value!r}"
+
 
 def _check_choice(name, value, choices):
     if value not in choices:
-        raise ValueError(f"PreprocessSpec.{name} must be one of {list(choices)}, got {value!r}")
+        raise ValueError(f"PreprocessSpec.{name} {_choice_message(value, choices)}")
 
 
 def _is_int(value) -> bool:

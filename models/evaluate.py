@@ -1,7 +1,8 @@
 """Cross-validation over given folds and the one-time held-out evaluation.
 
 Each fold fits a fresh clone of the whole pipeline on its training rows only; out-of-fold
-probabilities, per-fold metrics, timings and any automatic fixes (notes) come back as data.
+probabilities, per-fold metrics, timings, any automatic fixes (notes) and the fold's own checks
+(``fold_checks``: an AUC below chance, a reversed ranking) come back as data.
 """
 from __future__ import annotations
 
@@ -17,13 +18,15 @@ from sklearn.base import BaseEstimator, clone
 from threadpoolctl import threadpool_limits
 
 from .errors import ModelsError
+from .fold_checks import check_fold, fold_warnings
 from .metrics import bootstrap_ci, classification_metrics, summarise_folds
 
 
 @dataclass
 class CVResult:
     """Out-of-fold probabilities (n_repeats × n × n_classes; NaN where a row was never validated)
-    plus one record per fold: repeat, fold, sizes, metrics, fit/predict seconds, notes."""
+    plus one record per fold: repeat, fold, sizes, metrics, fit/predict seconds, notes, and its
+    checks (auc_ci, rank_correlation, flags)."""
 
     classes: np.ndarray
     oof_proba: np.ndarray
@@ -36,6 +39,10 @@ class CVResult:
     def summary(self) -> dict:
         """Mean and SD of each metric over all folds of all repeats."""
         return summarise_folds(self.fold_metrics)
+
+    def warnings(self) -> list[str]:
+        """One sentence per flagged fold (``fold_checks.fold_warnings``)."""
+        return fold_warnings(self.folds)
 
     def pooled_metrics(self, y, positive=None) -> list[dict]:
         """Metrics of each repeat's pooled out-of-fold probabilities."""
@@ -94,16 +101,32 @@ def _blas(threads):
     return threadpool_limits(limits=threads, user_api="blas") if threads else nullcontext()
 
 
-def _run_fold(est, X, y, groups, train, val, classes, positive, blas_threads):
+def _own_scores(est, X, classes):
+    """The uncalibrated scores of a learner that calibrates its probabilities (its model exposes
+    ``uncalibrated_scores``, as the svm's calibration does), inside a tuned search and a pipeline,
+    where its fold saw every class (else columns would not line up with ``classes``); else None."""
+    while hasattr(est, "best_estimator_"):
+        est = est.best_estimator_
+    model = est.steps[-1][1] if hasattr(est, "steps") else est
+    if not hasattr(model, "uncalibrated_scores") or len(model.classes_) != len(classes):
+        return None
+    if hasattr(est, "steps"):
+        X = est[:-1].transform(X)
+    return np.asarray(model.uncalibrated_scores(X), dtype=float)
+
+
+def _run_fold(est, X, y, groups, train, val, classes, positive, blas_threads, check_seed):
     with _blas(blas_threads):
         t0 = time.perf_counter()
         _fit(est, _rows(X, train), y[train], None if groups is None else groups[train])
         t1 = time.perf_counter()
         proba = _aligned_proba(est, _rows(X, val), classes)
         t2 = time.perf_counter()
+        scores = _own_scores(est, _rows(X, val), classes)
+    checks = check_fold(y[val], proba, classes, positive, scores, random_state=check_seed)
     return {"proba": proba, "fit_time": t1 - t0, "predict_time": t2 - t1,
             "metrics": classification_metrics(y[val], proba, classes, positive),
-            "notes": collect_notes(est)}
+            "notes": collect_notes(est), **checks}
 
 
 def _nested(folds):
@@ -112,11 +135,12 @@ def _nested(folds):
 
 
 def cross_validate_learner(make_estimator, X, y, folds, n_jobs=1, groups=None, positive=None,
-                           blas_threads=1) -> CVResult:
+                           blas_threads=1, random_state=0) -> CVResult:
     """Fit a clone per (repeat, fold) in parallel and gather out-of-fold probabilities.
 
     ``make_estimator`` is an unfitted estimator or a zero-argument factory for one. Results do not
-    depend on n_jobs or scheduling: every fold clones the same seeded template.
+    depend on n_jobs or scheduling: every fold clones the same seeded template, and each fold's
+    AUC bootstrap is seeded by (``random_state``, repeat, fold).
     """
     template = make_estimator if isinstance(make_estimator, BaseEstimator) else make_estimator()
     y = np.asarray(y)
@@ -129,8 +153,9 @@ def cross_validate_learner(make_estimator, X, y, folds, n_jobs=1, groups=None, p
         if np.intersect1d(tr, va).size:
             raise ModelsError(f"repeat {r}, fold {f}: training and validation rows overlap")
     results = Parallel(n_jobs=n_jobs)(
-        delayed(_run_fold)(clone(template), X, y, groups, tr, va, classes, positive, blas_threads)
-        for _, _, tr, va in tasks)
+        delayed(_run_fold)(clone(template), X, y, groups, tr, va, classes, positive, blas_threads,
+                           [0 if random_state is None else random_state, r, f])
+        for r, f, tr, va in tasks)
     oof = np.full((len(repeats), len(y), len(classes)), np.nan)
     records = []
     for (r, f, tr, va), res in zip(tasks, results):

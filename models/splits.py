@@ -120,7 +120,8 @@ def cv_folds(y, groups=None, n_splits=5, n_repeats=1, random_state=None, extra_g
     if n_splits < 2 or n_repeats < 1:
         raise ModelsError(f"need n_splits >= 2 and n_repeats >= 1, got {n_splits}, {n_repeats}")
     g = merged_groups(groups, extra_groups)
-    _check_groups_per_class(y, g, n_splits, "folds", lambda k: f"use at most {k} folds")
+    _check_groups_per_class(y, g, n_splits, "folds",
+                            lambda k: f"use at most {k} folds" if k >= 2 else "no number of folds can split it")
     return [_stratified_group_split(y, g, n_splits, s) for s in _seeds(random_state, n_repeats)]
 
 
@@ -132,6 +133,7 @@ def holdout_split(y, groups=None, test_size=0.2, random_state=None, extra_groups
     n_splits = max(2, int(round(1 / test_size)))
     g = merged_groups(groups, extra_groups)
     _check_groups_per_class(y, g, n_splits, "parts (1/test_size)",
-                            lambda k: f"use test_size >= {1 / max(k, 1):.2g}")
+                            lambda k: f"use test_size >= {1 / k:.2g}" if k >= 2
+                            else "no test_size can hold out part of a class with one group")
     train, test = _stratified_group_split(y, g, n_splits, _seeds(random_state, 1)[0])[0]
     return train, test

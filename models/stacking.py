@@ -39,8 +39,12 @@ class StackedPipelines(ClassifierMixin, BaseEstimator):
                                   n_jobs=self.n_jobs) for _, est in self.estimators]
         self.final_estimator_ = clone(self._final()).fit(self._stack(meta), y)
         self.estimators_ = [clone(est).fit(X, y) for _, est in self.estimators]
-        self.named_estimators_ = dict(zip([n for n, _ in self.estimators], self.estimators_))
         return self
+
+    @property
+    def named_estimators_(self):
+        """The fitted base pipelines by name (derived, so a saved stack holds each one once)."""
+        return dict(zip([n for n, _ in self.estimators], self.estimators_))
 
     def _final(self):
         if self.final_estimator is not None:

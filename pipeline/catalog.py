@@ -35,10 +35,31 @@ def _embeddings(path):
     return read_table(path)
 
 
-def _model(path):
-    import joblib  # noqa: PLC0415
+def _model_error(exc):
+    """A model file's refusal (untrusted types, damage) as the user's error, naming what to redo."""
+    if exc.untrusted:
+        return StageInputError(
+            f"{exc.path} holds types BreastFuse does not load, so nothing in it was run:", exc.untrusted,
+            hint="A model file may hold only BreastFuse's own estimators and scikit-learn, imbalanced-learn, "
+                 "XGBoost and numpy objects; this one is not what fit saved. Run "
+                 f"`{stage_command('fit')} --force` to make it again.")
+    return StageInputError(f"{exc.path} cannot be loaded as a model: {exc.reason}",
+                           hint=f"Run `{stage_command('fit')} --force` to make it again.")
 
-    return joblib.load(path)
+
+def _loaded(load, path):
+    from models.persistence import ModelFileError  # noqa: PLC0415
+
+    try:
+        return load(path)
+    except ModelFileError as exc:
+        raise _model_error(exc) from None
+
+
+def _model(path):
+    from models.persistence import load_model  # noqa: PLC0415
+
+    return _loaded(load_model, path)
 
 
 def _occlusion(path):
@@ -60,6 +81,8 @@ LOADERS = {
     "fit:pca": _json,
     "explain:occlusion": _occlusion,
 }
+#: fit's model files before they were skops files: pickles, loaded only with ``--trust-pickle``.
+PICKLED_MODEL = "{learner}.joblib"
 
 
 def _pattern_regex(pattern):
@@ -118,14 +141,23 @@ class Catalog:
         rel = self.path(ref, **fields).relative_to(self.folder(stage)).as_posix()
         return record is not None and rel in record.outputs
 
+    def undeclared(self, stage):
+        """Outputs ``stage``'s record lists that match none of its artifacts as declared now (a
+        record of an older layout, e.g. pickled models: not a valid cache)."""
+        record = self.record(stage)
+        patterns = [_pattern_regex(a.pattern) for a in STAGES[stage].writes]
+        return sorted(rel for rel in (record.outputs if record else {}) if not any(p.match(rel) for p in patterns))
+
     def verified(self, ref, **fields):
         """The path of a committed artifact whose content still matches its record."""
         stage, _ = ref.split(":", 1)
+        return self._verified(stage, self.path(ref, **fields))
+
+    def _verified(self, stage, path):
         record = self.record(stage)
         if record is None:
             raise StageInputError(f"No committed {stage} results in {self.run_dir}",
                                   hint=f"Run `{stage_command(stage)}` first (or `run`).")
-        path = self.path(ref, **fields)
         rel = path.relative_to(self.folder(stage)).as_posix()
         entry = record.outputs.get(rel)
         if entry is None:
@@ -152,21 +184,53 @@ class Catalog:
         """The fused design (design.h5 + design.json), both checked against fuse's record."""
         return read_design_files(self.verified("fuse:design"), self.verified("fuse:design_meta"))
 
-    def model(self, learner):
-        """(fitted model, its info) of a saved learner; the error names the saved ones."""
-        if not self.has("fit:model", learner=learner):
-            saved = sorted(d["learner"] for d in self.listed("fit:model"))
+    def _pickled(self, learner):
+        """The path of an older BreastFuse's pickled model of ``learner`` that fit's record lists."""
+        record, rel = self.record("fit"), PICKLED_MODEL.format(learner=learner)
+        return self.folder("fit") / rel if record is not None and rel in record.outputs else None
+
+    def has_model(self, learner):
+        return self.has("fit:model", learner=learner) or self._pickled(learner) is not None
+
+    def saved_models(self):
+        """The learners fit saved, older pickled ones included."""
+        record = self.record("fit")
+        patterns = [_pattern_regex(p) for p in (STAGES["fit"].artifact("model").pattern, PICKLED_MODEL)]
+        found = [p.match(rel) for p in patterns for rel in (record.outputs if record else {})]
+        return sorted({m["learner"] for m in found if m})
+
+    def model(self, learner, trust_pickle=False):
+        """(fitted model, its info) of a saved learner; the error names the saved ones. A model an
+        older BreastFuse pickled loads only with ``trust_pickle`` (a pickle runs what it holds)."""
+        if self.has("fit:model", learner=learner):
+            model = self.read("fit:model", learner=learner)
+        elif (pickled := self._pickled(learner)) is not None:
+            model = self._read_pickle(pickled, trust_pickle)
+        else:
             raise StageInputError(f"No saved model '{learner}' in {self.folder('fit')}",
-                                  hint=f"Saved models: {', '.join(saved) or 'none'}.")
-        return self.read("fit:model", learner=learner), self.read("fit:model_info", learner=learner)
+                                  hint=f"Saved models: {', '.join(self.saved_models()) or 'none'}.")
+        return model, self.read("fit:model_info", learner=learner)
+
+    def _read_pickle(self, path, trust_pickle):
+        if not trust_pickle:
+            raise StageInputError(
+                f"{path} was made by an older BreastFuse: re-run fit, or `--trust-pickle` if you made this "
+                f"file yourself",
+                hint="It is a pickle, which runs whatever it holds as it loads, so it was not loaded. "
+                     f"`{stage_command('fit')}` saves the models again as files that hold only known types "
+                     f"(same numbers).")
+        from models.persistence import load_pickle  # noqa: PLC0415
+
+        return _loaded(load_pickle, self._verified("fit", path))
 
 
 class Inputs:
     """A stage's view of the catalog: only the artifacts its declaration reads."""
 
-    def __init__(self, catalog, stage):
+    def __init__(self, catalog, stage, trust_pickle=False):
         self.catalog = catalog
         self.stage = stage
+        self.trust_pickle = trust_pickle           # a runtime option: load an older run's pickled models
         own = {f"{stage.name}:{a.name}" for a in stage.writes}     # its previous result, as a cache
         self.allowed = set(stage.reads) | own
         self.stages = {r.split(":", 1)[0] for r in self.allowed}
@@ -189,7 +253,7 @@ class Inputs:
 
     def elsewhere(self, run_dir):
         """The same view over another run folder (extract reuses other runs' embeddings as a cache)."""
-        return Inputs(Catalog(run_dir), self.stage)
+        return Inputs(Catalog(run_dir), self.stage, self.trust_pickle)
 
     def record(self, stage):
         if stage not in self.stages:
@@ -201,7 +265,11 @@ class Inputs:
         self._check("fuse:design_meta")
         return self.catalog.design()
 
+    def has_model(self, learner):
+        self._check("fit:model")
+        return self.catalog.has_model(learner)
+
     def model(self, learner):
         self._check("fit:model")
         self._check("fit:model_info")
-        return self.catalog.model(learner)
+        return self.catalog.model(learner, self.trust_pickle)

@@ -108,6 +108,27 @@ def _add_stage_flags(p, stages):
                 p.add_argument(flag.option, type=flag.type, help=flag.help, metavar=flag.metavar)
 
 
+TRUST_PICKLE = ("load models/*.joblib that an older BreastFuse pickled: a pickle runs whatever it holds, so only "
+                "for a run folder you made yourself (re-running fit saves them as files of known types only)")
+
+
+def _loads_models(stage):
+    return "fit:model" in stage.reads
+
+
+def _add_trust_pickle(p, stages):
+    if any(_loads_models(s) for s in stages):
+        p.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE)
+
+
+def _model_options(args, stages):
+    """``--trust-pickle`` as the runtime option of the stages that load saved models (no result
+    depends on it, so it stays out of the study and its fingerprints)."""
+    if not getattr(args, "trust_pickle", False):
+        return {}
+    return {s.name: {"trust_pickle": True} for s in stages if _loads_models(s)}
+
+
 def _stage_list():
     return "\n".join(textwrap.fill(stage.summary, width=96, initial_indent=f"  {name:<9} ",
                                    subsequent_indent=" " * 12) for name, stage in STAGES.items())
@@ -127,6 +148,7 @@ def build_parser():
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         _add_study_flags(p)
         _add_stage_flags(p, [stage])
+        _add_trust_pickle(p, [stage])
 
     p = sub.add_parser("run", help="every stage in order: " + ", ".join(RUN_ORDER),
                        description="Run " + ", ".join(RUN_ORDER) + " on one study file, as the commands one by "
@@ -135,6 +157,7 @@ def build_parser():
                                    "classifier comparison and the path of the report to open.")
     _add_study_flags(p)
     _add_stage_flags(p, STAGES.values())
+    _add_trust_pickle(p, STAGES.values())
     p.add_argument("--no-explain", action="store_true",
                    help="skip the occlusion maps (the slowest part after extract; the report says how to add them)")
 
@@ -149,6 +172,7 @@ def build_parser():
     p.add_argument("--out", required=True, type=Path, help="predictions CSV to write")
     p.add_argument("--model", default="stack", help="saved model to use (default: stack)")
     p.add_argument("--no-wait", action="store_true", help="stop instead of waiting for a busy run folder")
+    p.add_argument("--trust-pickle", action="store_true", help=TRUST_PICKLE)
 
     _add_import_parser(sub)
 
@@ -207,7 +231,7 @@ def cmd_stage(args):
 
     stage = STAGES[args.command]
     outcome = run_stage(stage.name, _load(args, [stage]), force=args.force, show_progress=not args.no_progress,
-                        wait=not args.no_wait)
+                        wait=not args.no_wait, options=_model_options(args, [stage]))
     _print_outcome(outcome)
     return 0
 
@@ -217,7 +241,8 @@ def cmd_run(args):
 
     study = _load(args, STAGES.values())
     done = run_all(study, skip=("explain",) if args.no_explain else (), force=args.force,
-                   show_progress=not args.no_progress, wait=not args.no_wait)
+                   show_progress=not args.no_progress, wait=not args.no_wait,
+                   options=_model_options(args, STAGES.values()))
     print(STAGES["fit"].message(done["fit"]))
     print(f"run: artifacts in {study.run_dir}; open {done['report'].summary['page']} in a browser")
     return 0
@@ -227,7 +252,7 @@ def cmd_predict(args):
     from pipeline.predict import run_predict  # noqa: PLC0415
 
     out = run_predict(args.run, args.manifest, args.out, model=args.model, show_progress=not args.no_progress,
-                      wait=not args.no_wait)
+                      wait=not args.no_wait, trust_pickle=args.trust_pickle)
     print(f"predict: {len(out)} case(s) with model '{args.model}' -> {args.out}")
     return 0
 

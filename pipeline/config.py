@@ -34,6 +34,9 @@ class TopSettings:
     seed: int = s.setting(0, lambda v: s.is_int(v) and v >= 0, "a non-negative integer", "seed for everything random")
     patient_column: str = s.setting("patient_id", s.text, "a column name",
                                     "grouping for splits (defaults to case_id when absent)")
+    patient_id_normalise: bool = s.setting(False, s.boolean, "true or false",
+                                           "read patient ids (and fuse.group_column values) that are one "
+                                           "number written differently (1, 1.0, 01) as one patient")
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class LabelSettings:
                           "merge labels, e.g. {benign: abnormal, malignant: abnormal}")
     drop: list = s.setting([], lambda v: isinstance(v, list), "a list of labels",
                            "labels whose cases are excluded (counted and listed)")
+    normalise: bool = s.setting(False, s.boolean, "true or false",
+                                "read labels that differ only in case or spaces as one (lower case, single spaces)")
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,7 @@ class Study:
     clinical: MappingProxyType        # column -> numeric | ordinal | categorical
     sections: MappingProxyType        # stage section name -> its frozen settings
     flags: tuple = ()                 # KEY=VALUE overrides applied over the study file
+    patient_id_normalise: bool = False
 
     def __getattr__(self, name):
         sections = object.__getattribute__(self, "sections")
@@ -91,7 +97,8 @@ class Study:
     def to_dict(self):
         """The resolved study: every default filled, paths absolute; ``validate`` reads it back."""
         out = {"study": self.name, "manifest": str(self.manifest_path), "output": str(self.run_dir),
-               "seed": self.seed, "patient_column": self.patient_column, "label": s.as_dict(self.label),
+               "seed": self.seed, "patient_column": self.patient_column,
+               "patient_id_normalise": self.patient_id_normalise, "label": s.as_dict(self.label),
                "modalities": {m.name: m.to_dict() for m in self.modalities.values()},
                "clinical": dict(self.clinical)}
         out.update({name: s.as_dict(section) for name, section in self.sections.items()})
@@ -141,11 +148,11 @@ def _modalities(mods, errors):
             s.unknown_key(key, _PREPROCESS_KEYS, f"{where}.preprocessing.", errors)
         prep = {k: v for k, v in prep.items() if k not in bad}
         kind = prep.pop("kind", name if name in ("mammography", "ultrasound") else "none")
-        try:
-            spec = PreprocessSpec.for_modality(kind, **prep)
-        except (TypeError, ValueError) as exc:
-            errors.append(f"{where}.preprocessing: {exc}")
+        bad_fields = PreprocessSpec.problems(kind, **prep)
+        errors.extend(f"{where}.preprocessing.{field}: {message}" for field, message in bad_fields)
+        if bad_fields:
             continue
+        spec = PreprocessSpec.for_modality(kind, **prep)
         if spec.roi_crop and not mask_column:
             errors.append(f"{where}.preprocessing.roi_crop: needs {where}.mask_column (the mask to crop to)")
         out[str(name)] = Modality(str(name), path_column, mask_column, spec)
@@ -214,13 +221,18 @@ def validate(raw, base_dir, source="study file", path=None, flags=()):
                  manifest_path=(base_dir / top.manifest).resolve(), run_dir=(base_dir / top.output).resolve(),
                  path=Path(path) if path is not None else None, label=label,
                  modalities=MappingProxyType(modalities), clinical=MappingProxyType(clinical),
-                 sections=MappingProxyType(sections), flags=tuple(flags))
+                 sections=MappingProxyType(sections), flags=tuple(flags),
+                 patient_id_normalise=top.patient_id_normalise)
 
 
 def flag_text(keys, value):
     """An override as the `--set` text that reproduces it: 'fit.learners=[lr, rf]'."""
-    rendered = yaml.safe_dump(value, default_flow_style=True, width=10**6).removesuffix("...\n").strip()
-    return f"{'.'.join(keys)}={rendered}"
+    return f"{'.'.join(keys)}={yaml_text(value)}"
+
+
+def yaml_text(value):
+    """A value as one line of YAML, as a user would write it: [lr, rf], {a: b}, 0.25."""
+    return yaml.safe_dump(value, default_flow_style=True, width=10**6).removesuffix("...\n").strip()
 
 
 def parse_override(text):

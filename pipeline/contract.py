@@ -16,7 +16,7 @@ from typing import Callable
 @dataclass(frozen=True)
 class Artifact:
     """One kind of file a stage writes: a name readers ask for, and its path pattern inside the
-    stage's folder (fields in braces: ``{learner}.joblib``)."""
+    stage's folder (fields in braces: ``{learner}.skops``)."""
 
     name: str
     pattern: str
@@ -58,6 +58,7 @@ class Stage:
     optional: tuple = ()                  # stages read only when present and fresh
     needs_manifest: bool = False          # compute reads the manifest (checked before any work)
     needs_images: bool = False            # ... and the image files it names
+    needs_split: bool = False             # ... and splits it by patient (class sizes checked before any work)
     message: Callable | None = None       # message(outcome) -> the line the command prints
 
     @property

@@ -222,7 +222,7 @@ def _spec_without_build(target):
             "weights_identity": target.choice.identity, "input_size": target.input_size}
 
 
-def _embed_modality(ctx, modality, targets, embedders, checkpoint):
+def _embed_modality(ctx, modality, targets, embedders, checkpoint, notes):
     ex = ctx.study.extract
     mine = {t.name: t for t in targets if t.modality is modality and not t.unchanged}
     rows = next(iter(mine.values())).rows if mine else []
@@ -246,7 +246,8 @@ def _embed_modality(ctx, modality, targets, embedders, checkpoint):
     with progress_bar(len(jobs), f"extract {modality.name}", "img", ctx.show_progress) as advance:
         return [(modality.name, f) for f in run_extraction(
             jobs, {n: embedders[n] for n in needed}, modality.preprocess, on_result, batch_size=ex.batch_size,
-            workers=ex.workers, flip_tta=ex.flip_tta, progress=advance)]
+            workers=ex.workers, flip_tta=ex.flip_tta, progress=advance, allow_blank=ex.allow_blank,
+            notes=notes.setdefault(modality.name, []))]
 
 
 def _resolved(targets):
@@ -265,15 +266,15 @@ def embed_study(ctx, index):
     targets, caches = _plan(ctx, index)
     embedders = _build(ctx, targets, caches)
     checkpoint = _Checkpointer(ctx, targets)
-    failures = []
+    failures, notes = [], {}
     for modality in ctx.study.modalities.values():
-        failures += _embed_modality(ctx, modality, targets, embedders, checkpoint)
+        failures += _embed_modality(ctx, modality, targets, embedders, checkpoint, notes)
+    lines = {(m, r[0]): r[1] for m, rows in index.items() for r in rows}
     for t in targets:
         if t.spec is None:
             t.spec = _spec_without_build(t)
     if failures:
         _save_checkpoints(ctx, targets)
-        lines = {(m, r[0]): r[1] for m, rows in index.items() for r in rows}
         raise ManifestError(
             f"{len(failures)} image(s) could not be used; everything else was embedded and saved:",
             [f"line {lines.get((m, f.case_id), '?')}, {m}: {f.path}: {f.reason}" for m, f in failures],
@@ -289,6 +290,8 @@ def embed_study(ctx, index):
                "reused": {t.label: len(t.keys) - t.computed for t in targets if not t.unchanged},
                "unchanged": [t.label for t in targets if t.unchanged],
                "fallback": sorted({t.label for t in targets if t.fallback}),
+               "notes": [f"line {lines.get((m, n.case_id), '?')}, {m}: {n.path}: {n.reason}"
+                         for m, found in notes.items() for n in found],
                "resolved": {"weights": _resolved(targets)}}
     _log(summary)
     return summary
@@ -301,3 +304,6 @@ def _log(summary):
         log.info("%s: unchanged (fingerprint matches), nothing to do", label)
     for label in summary["fallback"]:
         log.warning("%s: made with SEEDED RANDOM weights (ImageNet weights unavailable)", label)
+    if summary["notes"]:
+        log.warning("%d image(s) embedded with a warning (listed in the extract record):\n  %s",
+                    len(summary["notes"]), "\n  ".join(summary["notes"][:20]))

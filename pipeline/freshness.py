@@ -26,10 +26,11 @@ class Session:
     """One command's view of a run: the study, its manifest (loaded once), the hash cache, the
     catalog, and fingerprints of external inputs computed once."""
 
-    def __init__(self, study, labelled=True, check_images=True, missing_inputs="error"):
+    def __init__(self, study, labelled=True, check_images=True, missing_inputs="error", check_split=False):
         self.study = study
         self.labelled = labelled
         self.check_images = check_images
+        self.check_split = check_split             # the command will fuse: every class must be splittable
         self.missing_inputs = missing_inputs       # "warn": predict on a run whose inputs moved away
         self.hashes = HashCache(study.run_dir / HASH_CACHE)
         self.catalog = Catalog(study.run_dir, self.hashes)
@@ -39,7 +40,8 @@ class Session:
     def manifest(self):
         from pipeline.manifest import load_manifest  # noqa: PLC0415
 
-        return load_manifest(self.study, check_files=self.check_images, labelled=self.labelled)
+        return load_manifest(self.study, check_files=self.check_images, labelled=self.labelled,
+                             check_split=self.check_split)
 
     @property
     def run_record(self):

@@ -18,6 +18,7 @@ from pipeline.config import validate
 from pipeline.errors import ManifestError, StageInputError
 from pipeline.freshness import Session
 from pipeline.lock import run_lock
+from pipeline.manifest import read_header
 from pipeline.records import RUN_RECORD, read_run_record
 from pipeline.runner import run_stage
 from pipeline.stages import STAGES
@@ -34,7 +35,10 @@ def recorded_study(run_dir):
     if record is None or "fit" not in record.stages:
         raise StageInputError(f"{run_dir} has no fitted models (no run record of a fit in {run_dir / RUN_RECORD})",
                               hint="Run fit first, or pass the run folder that holds models/.")
-    study = validate(record.study, run_dir, source="study recorded in", path=record.study_file)
+    # the folder given is the run, wherever it was made: a run folder copied or shared elsewhere
+    # reads its own models, not those at the path it was made at
+    study = validate({**record.study, "output": str(run_dir)}, run_dir, source="study recorded in",
+                     path=record.study_file)
     return study, record
 
 
@@ -61,7 +65,7 @@ def _check_fit_is_current(study):
 
 
 def _check_columns(study, path):
-    header = pd.read_csv(path, nrows=0).columns.str.strip()
+    header = read_header(path)
     missing = [m.path_column for m in study.modalities.values() if m.path_column not in header]
     missing += [c for c in study.clinical if c not in header]
     if missing:
@@ -70,8 +74,10 @@ def _check_columns(study, path):
                             hint="Add the columns (leave cells empty where a modality or value is unknown).")
 
 
-def run_predict(run_dir, manifest_path, out_path, model="stack", show_progress=True, wait=True):
-    """Write per-class probabilities, the predicted label and the modalities present per case."""
+def run_predict(run_dir, manifest_path, out_path, model="stack", show_progress=True, wait=True,
+                trust_pickle=False):
+    """Write per-class probabilities, the predicted label and the modalities present per case
+    (``trust_pickle``: load a model an older BreastFuse pickled, for a run the user made)."""
     from features.design import assemble_design  # noqa: PLC0415
 
     run_dir = Path(run_dir).resolve()
@@ -80,7 +86,7 @@ def run_predict(run_dir, manifest_path, out_path, model="stack", show_progress=T
         recover(run_dir)
         _check_fit_is_current(study)
         catalog = Session(study, check_images=False).catalog
-        estimator, meta = catalog.model(model)
+        estimator, meta = catalog.model(model, trust_pickle=trust_pickle)
         new = _new_cases_study(study, record, manifest_path, run_dir)
         if Path(new.manifest_path).is_file():
             _check_columns(new, new.manifest_path)

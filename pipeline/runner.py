@@ -92,12 +92,14 @@ def _run_locked(stage, session, force, show_progress, options):
     fingerprint = session.fingerprint(stage, inputs)
     folder = study.run_dir / stage.folder
     previous = session.catalog.record(stage.name)
+    # a record listing files the stage no longer declares (an older layout: pickled models) is redone
     if not force and previous is not None and previous.fingerprint == fingerprint \
-            and _outputs_intact(folder, previous):
+            and _outputs_intact(folder, previous) and not session.catalog.undeclared(stage.name):
         log.info("%s: unchanged (fingerprint matches), nothing to do", stage.name)
         return StageOutcome(stage.name, False, previous, folder)
     staging = Staging(study.run_dir, stage, previous).open()
-    ctx = StageContext(stage=stage, study=study, inputs=Inputs(session.catalog, stage), out=staging,
+    inputs_view = Inputs(session.catalog, stage, trust_pickle=bool(options.get("trust_pickle")))
+    ctx = StageContext(stage=stage, study=study, inputs=inputs_view, out=staging,
                        session=session, fingerprint=fingerprint, previous=previous, force=force,
                        show_progress=show_progress, options=dict(options),
                        optional=session.optional_status(stage), run_order=RUN_ORDER)
@@ -130,7 +132,8 @@ def run_stages(names, study, force=False, show_progress=True, wait=True, options
     run redoes exactly what changed. ``options``: {stage: {option: value}} (no result depends on them)."""
     options = options or {}
     stages = [STAGES[n] for n in names]
-    session = session or Session(study, labelled=labelled, check_images=any(s.needs_images for s in stages))
+    session = session or Session(study, labelled=labelled, check_images=any(s.needs_images for s in stages),
+                                 check_split=labelled and any(s.needs_split for s in stages))
     if any(s.needs_manifest for s in stages):
         session.manifest                        # every manifest problem first; nothing is made before
     with run_lock(study.run_dir, "+".join(names), wait):

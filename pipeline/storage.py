@@ -107,7 +107,7 @@ def human_bytes(n):
 
 
 def storage_error(exc, doing, path=None):
-    """A StorageError for an OSError met while ``doing`` something (e.g. 'fit writing stack.joblib')."""
+    """A StorageError for an OSError met while ``doing`` something (e.g. 'fit writing stack.skops')."""
     path = path or exc.filename or "?"
     code = os_errno(exc)
     reason = os.strerror(code) if code else str(exc)

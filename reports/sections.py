@@ -46,12 +46,14 @@ def study_summary(inputs, context):
                      for c, k in meta["layout"]["clinical"].items()]
     excluded = [{"case": context.label(e["case_id"]), "reason": e["reason"]} for e in meta.get("excluded", [])]
     warnings = stats.leak_warnings(inputs.clinical, inputs.y, meta["layout"]["clinical"])
+    notes = [f"Clinical column '{e['column']}' was left out of the design by fuse: {e['reason']}."
+             for e in meta.get("excluded_columns", [])]
     tables = {"classes": pd.DataFrame(classes), "modalities": pd.DataFrame(modality_rows),
               "missing_clinical": pd.DataFrame(clinical_rows, columns=["column", "kind", "missing"]),
               "excluded": pd.DataFrame(excluded, columns=["case", "reason"])}
     return {"n_cases": n, "classes": classes, "modalities": modality_rows, "clinical": clinical_rows,
             "excluded": excluded, "n_train": s.get("n_train"), "n_test": s.get("n_test"),
-            "fold_sizes": s.get("fold_sizes", []), "warnings": warnings}, tables
+            "fold_sizes": s.get("fold_sizes", []), "warnings": warnings, "notes": notes}, tables
 
 
 def comparison(inputs, context):
@@ -83,8 +85,31 @@ def comparison(inputs, context):
                          "holdout_ci_high": cells[-1]["high"]})
         fit_time = rec.get("fit_time", {})
         rows.append({"learner": n, "cells": cells, "fit_time": _num(fit_time.get("final")),
-                     "fold_time": _num(fit_time.get("cv_fold_mean")), "notes": rec.get("notes", [])})
-    return {"metrics": metric_names, "rows": rows}, {"comparison": pd.DataFrame(flat)}
+                     "fold_time": _num(fit_time.get("cv_fold_mean")), "notes": rec.get("notes", []),
+                     "warnings": rec.get("warnings", [])})
+    folds = cv_fold_rows(metrics, names)
+    return {"metrics": metric_names, "rows": rows, "folds": folds}, \
+        {"comparison": pd.DataFrame(flat), "cv_folds": pd.DataFrame(folds, columns=list(FOLD_COLUMNS))}
+
+
+FOLD_COLUMNS = ("learner", "repeat", "fold", "n_train", "n_val", "roc_auc", "auc_ci_low", "auc_ci_high",
+                "balanced_accuracy", "brier", "rank_correlation", "flags")
+
+
+def cv_fold_rows(metrics, names):
+    """One row per learner × CV fold: its AUC with the fold's bootstrap interval and its flags
+    (none recorded for a fit older than the per-fold checks)."""
+    rows = []
+    for n in names:
+        for f in metrics["learners"][n].get("folds", []):
+            low, high = f.get("auc_ci") or (None, None)
+            m = f["metrics"]
+            rows.append({"learner": n, "repeat": f["repeat"], "fold": f["fold"], "n_train": f["n_train"],
+                         "n_val": f["n_val"], "roc_auc": _num(m.get("roc_auc")), "auc_ci_low": _num(low),
+                         "auc_ci_high": _num(high), "balanced_accuracy": _num(m.get("balanced_accuracy")),
+                         "brier": _num(m.get("brier")), "rank_correlation": _num(f.get("rank_correlation")),
+                         "flags": " ".join(f.get("flags", []))})
+    return rows
 
 
 def curves(inputs, context):

@@ -10,6 +10,7 @@ from pipeline.importers.common import (
     descend,
     add_duplicate_groups,
     require_dir,
+    require_images,
     starter_study,
 )
 
@@ -77,6 +78,7 @@ def import_busi(source, options):
         row.setdefault("mask_path", "")
         row.setdefault("extra_mask_paths", [])
     result.rows = rows
+    require_images(result, problems, "'<class> (N).png' files in benign/, malignant/, normal/")
     add_duplicate_groups(result, "ultrasound_path", problems, options)
     result.info.append(f"masks: {sum(1 for r in rows if r['mask_path'])} image(s) with a mask, "
                        f"{sum(1 for r in rows if r['extra_mask_paths'])} with more than one")

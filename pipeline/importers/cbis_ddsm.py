@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from pipeline.importers.common import (
+    ASSESSMENT_WHY,
     ImportResult,
     Problems,
     is_image,
@@ -33,9 +34,11 @@ COMMENTS = """\
 CBIS-DDSM (Lee et al., Scientific Data 4, 170177 (2017)), imported by
 `run_pipeline.py import cbis-ddsm`. One case per image (patient + side + view); malignant if any
 finding on it is malignant (BENIGN_WITHOUT_CALLBACK counts as benign). patient_id groups a woman's
-images into one fold. clinical: density (ACR 1-4, ordinal). The manifest also keeps assessment
-(BI-RADS), pathology, subtlety and abnormality_type: they are NOT features because they are read
-from the lesion after it was found and worked up (pathology IS the label; BI-RADS 4/5 nearly is).
+images into one fold. clinical: density (ACR 1-4, ordinal). assessment (BI-RADS, ';'-joined when an
+image has several findings) is offered, commented, under clinical: the radiologist's reading of the
+images, made before biopsy, so a study may include it, knowing it is a very strong predictor.
+The manifest also keeps pathology, subtlety and abnormality_type: they are NOT features
+(pathology IS the label; subtlety and abnormality_type describe the lesion once it was found).
 cbis_split holds the official train/test split; the fuse stage draws its own patient-wise split.
 mask_path (ROI masks) is not used: turn on roi_crop with mask_column: mask_path if you want crops."""
 
@@ -151,7 +154,7 @@ def _case(case_id, items, result):
 
 
 def import_cbis_ddsm(source, options):
-    """One row per image with the official split; BI-RADS and pathology kept out of features."""
+    """One row per image with the official split; pathology kept out of features, BI-RADS offered."""
     root = require_dir(source, "cbis-ddsm")
     problems = Problems()
     tables = sorted((p for p in root.rglob("*.csv") if _TABLE.match(p.name)), key=lambda p: p.name.lower())
@@ -173,6 +176,7 @@ def import_cbis_ddsm(source, options):
         key = f"{f['patient id']}_{f['left or right breast'].upper()}_{f['image view'].upper()}"
         cases.setdefault(key, []).append(f)
     result.rows = [_case(k, cases[k], result) for k in sorted(cases)]
+    result.offered.append(("assessment", ASSESSMENT_WHY))
     result.info += ambiguous
     result.info.insert(0, f"findings: {len(findings)} row(s) in {len(tables)} CSV(s) "
                           f"({', '.join(t.name for t in tables)})")

@@ -7,6 +7,7 @@ until every problem has been found, so a bad source costs one run to diagnose.
 from __future__ import annotations
 
 import os
+import textwrap
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from features.columns import BOX_FORM, all_numbers, column_issue
 from features.duplicates import THUMBNAIL, duplicate_pairs, pixel_digest, thumbnail_signature
 from features.duplicates import duplicate_groups as duplicate_groups_of
 from features.errors import FeaturesError
@@ -25,6 +27,10 @@ from pipeline.errors import ConfigError, ManifestError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".pgm", ".dcm")
 NOTES_FILE = "import_notes.txt"
 KNOWN_KINDS = ("mammography", "ultrasound")
+# Why an assessment column is offered (commented) rather than included or hidden.
+ASSESSMENT_WHY = ("BI-RADS is the radiologist's assessment of the images, made before biopsy: a "
+                  "legitimate (and very strong) predictor that a study may choose to include; results "
+                  "with it no longer measure what the images alone predict.")
 
 
 @dataclass
@@ -55,6 +61,9 @@ class ImportResult:
     excluded: list = field(default_factory=list)  # (item, reason)
     info: list = field(default_factory=list)  # format-specific facts for the summary
     tables: dict = field(default_factory=dict)  # name -> frame, written as <name>.csv beside the manifest
+    left_out: list = field(default_factory=list)  # (column, reason): kept in the manifest, not a feature
+    offered: list = field(default_factory=list)  # (column, why): written commented under clinical
+    boxes: list = field(default_factory=list)  # columns of lesion boxes [x, y, w, h]
 
 
 class Problems(list):
@@ -126,9 +135,17 @@ def number_problem(value, column):
     return None
 
 
+def require_images(result, problems, expected):
+    """A source in which nothing was found says so (unless another problem already explains it)."""
+    if not result.rows and not problems:
+        problems.append(f"{result.source}: no image found (expected {expected})")
+
+
 def add_duplicate_groups(result, path_column, problems, options):
     """``dup_group`` on every row, kept within one fold by the starter study: images of one lesion
     saved twice must not be scored against each other (``--no-dup-hash`` skips the check)."""
+    if not result.rows:
+        return
     if not options.dup_hash:
         for row in result.rows:
             row["dup_group"] = ""
@@ -190,6 +207,9 @@ def _relative(value, out_dir):
 
 def to_frame(result, out_dir):
     """The manifest frame: sorted by case id, path cells relative to ``out_dir``."""
+    if not result.rows:
+        raise ManifestError(f"{result.fmt}: no case found in {result.source}",
+                            hint="Check SOURCE and the layout `import --help` describes for this format.")
     frame = pd.DataFrame(result.rows).fillna("")
     for column in result.path_columns:
         frame[column] = [_relative(v, out_dir) for v in frame[column]]
@@ -204,11 +224,58 @@ def to_frame(result, out_dir):
     return frame.astype(str)
 
 
+def screen_columns(result, frame):
+    """Leave out of the starter study every clinical or offered column that is a box, identifier-like
+    or constant in ``frame`` (the manifest), with its reason; return {offered column: guessed type}."""
+    clinical = result.study["clinical"]
+    for column, kind in list(clinical.items()):
+        issue = column_issue(frame[column], kind)
+        if issue:
+            del clinical[column]
+            result.left_out.append((column, issue[1]))
+            if issue[0] == "box":
+                result.boxes.append(column)
+    offered = {}
+    for column, why in result.offered:
+        kind = "ordinal" if all_numbers(frame[column]) else "categorical"
+        issue = column_issue(frame[column], kind)
+        if issue:
+            result.left_out.append((column, issue[1]))
+        else:
+            offered[column] = (kind, why)
+    return offered
+
+
+def study_text(result, offered):
+    """study.yaml: the comments, the study, offered columns commented under clinical, boxes noted."""
+    lines = result.comments.strip().splitlines()
+    if result.boxes:
+        lines += textwrap.wrap(f"Lesion boxes {BOX_FORM}, one per row, in column(s) {', '.join(result.boxes)}: "
+                               "kept in the manifest for ROI cropping, never a feature. There is no study "
+                               "key for boxes yet (ROI crops come from mask_column); for reference:", 96)
+        lines += [f"  roi_box_column: {c}" for c in result.boxes]
+    header = "".join(f"# {line}".rstrip() + "\n" for line in lines)
+    body = yaml.safe_dump(result.study, sort_keys=False)
+    if not offered:
+        return header + body
+    comment = []
+    for column, (kind, why) in offered.items():
+        comment += [f"  # {line}" for line in textwrap.wrap(f"{why} To include it, uncomment:", 96)]
+        comment.append(f"  # {yaml.safe_dump({column: kind}).strip()}")
+    out = body.splitlines()
+    start = out.index("clinical: {}") if "clinical: {}" in out else out.index("clinical:")
+    out[start] = "clinical:"
+    end = start + 1
+    while end < len(out) and out[end].startswith(" "):
+        end += 1
+    return header + "\n".join(out[:end] + comment + out[end:]) + "\n"
+
+
 def _counts(series):
     return ", ".join(f"{k} {v}" for k, v in sorted(Counter(series).items()))
 
 
-def summary_lines(result, frame, out_dir, full=False):
+def summary_lines(result, frame, out_dir, offered, full=False):
     """The import summary: cases per class and modality, exclusions, the next commands."""
     study_file = out_dir / "study.yaml"
     lines = [f"import {result.fmt}: {len(frame)} case(s) from {result.source} -> {out_dir / 'manifest.csv'}",
@@ -218,6 +285,11 @@ def summary_lines(result, frame, out_dir, full=False):
         column = settings["path_column"]
         lines.append(f"  {name}: {int((frame[column] != '').sum())} image(s) in column '{column}'")
     lines += [f"  {line}" for line in result.info]
+    clinical = result.study.get("clinical") or {}
+    lines.append("  clinical: " + (", ".join(f"{c} ({k})" for c, k in clinical.items()) or "none"))
+    lines += [f"    offered, commented in study.yaml: {c} ({k})" + (f": {why}" if full else "")
+              for c, (k, why) in offered.items()]
+    lines += [f"    left out: {c}: {reason}" for c, reason in result.left_out]
     shown = result.excluded if full else result.excluded[:10]
     lines.append(f"  excluded: {len(result.excluded)}" + (f" (all listed in {out_dir / NOTES_FILE})"
                                                           if result.excluded else ""))
@@ -234,16 +306,16 @@ def summary_lines(result, frame, out_dir, full=False):
 def write_import(result, out_dir):
     """Write manifest.csv, study.yaml and the notes into ``out_dir``; return the summary lines."""
     out_dir = Path(out_dir).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
     frame = to_frame(result, out_dir)
+    offered = screen_columns(result, frame)
+    out_dir.mkdir(parents=True, exist_ok=True)
     write_csv(out_dir / "manifest.csv", frame)
-    header = "".join(f"# {line}".rstrip() + "\n" for line in result.comments.strip().splitlines())
-    write_atomic(out_dir / "study.yaml", header + yaml.safe_dump(result.study, sort_keys=False))
+    write_atomic(out_dir / "study.yaml", study_text(result, offered))
     for name, table in result.tables.items():
         write_csv(out_dir / f"{name}.csv", table)
-    notes = summary_lines(result, frame, out_dir, full=True)
+    notes = summary_lines(result, frame, out_dir, offered, full=True)
     write_atomic(out_dir / NOTES_FILE, "\n".join(notes) + "\n")
-    return summary_lines(result, frame, out_dir)
+    return summary_lines(result, frame, out_dir, offered)
 
 
 def starter_study(name, modalities, clinical=None, positive="malignant", fuse=None, label=None):

@@ -14,23 +14,27 @@ import glob
 import re
 from pathlib import Path
 
-import pandas as pd
-
+from features.columns import all_numbers
 from pipeline.errors import ConfigError, ManifestError
-from pipeline.importers.common import ImportResult, Problems, read_table, require_dir, row_ref, starter_study
+from pipeline.importers.common import (ASSESSMENT_WHY, ImportResult, Problems, read_table, require_dir, row_ref,
+                                       starter_study)
 
 FORMS = ("MODALITY=PATTERN-with-{id} (e.g. mammography=mg/{id}.dcm), MODALITY=INDEX.csv "
          "(columns <id column> and path), or MODALITY=@COLUMN (a path column of the table)")
 # Columns whose name says they were known only after diagnosis stay out of the starter features.
-LEAK_WORDS = ("patholog", "birads", "bi-rads", "bi_rads", "assessment", "diagnos", "severity", "biopsy",
-              "outcome", "malignan", "histolog", "label")
+LEAK_WORDS = ("patholog", "diagnos", "severity", "biopsy", "outcome", "malignan", "histolog", "label")
+LEAK_REASON = "named like a result known only after the diagnosis (pathology, biopsy, outcome)"
+# The radiologist's reading of the images: offered, commented, never silently included or hidden.
+ASSESSMENT_WORDS = ("birads", "assessment")
 
 COMMENTS = """\
 Imported by `run_pipeline.py import csv`: the clinical table joined with one image column per
 modality (empty = that modality is missing for the case; fuse imputes it per fold with an indicator).
 clinical lists every other column of the table with a guessed type (numeric when every value is a
 number, else categorical): REVIEW IT. Remove anything known only after the diagnosis (pathology,
-BI-RADS assessment, biopsy, treatment); columns named like that were left out already{left_out}."""
+biopsy, treatment); columns named like that were left out already{left_out}. Boxes, identifier-like
+and constant columns are left out too, and assessment columns (BI-RADS) are offered commented under
+clinical; import_notes.txt gives each reason."""
 
 
 def _resolve(base, value):
@@ -97,17 +101,19 @@ def _from_index(root, index, id_column, ids, result, problems):
     return found
 
 
-def _clinical(frame, used):
+def _clinical(frame, used, result):
+    """Every other column with a guessed type; leak-named ones left out, assessments offered."""
     clinical, left_out = {}, []
     for column in frame.columns:
         if column in used:
             continue
         if any(word in column.lower() for word in LEAK_WORDS):
             left_out.append(column)
-            continue
-        values = frame[column][frame[column] != ""]
-        numeric = len(values) > 0 and pd.to_numeric(values, errors="coerce").notna().all()
-        clinical[column] = "numeric" if numeric else "categorical"
+            result.left_out.append((column, LEAK_REASON))
+        elif any(word in re.sub(r"[^a-z]", "", column.lower()) for word in ASSESSMENT_WORDS):
+            result.offered.append((column, ASSESSMENT_WHY))
+        else:
+            clinical[column] = "numeric" if all_numbers(frame[column]) else "categorical"
     return clinical, left_out
 
 
@@ -164,7 +170,7 @@ def import_csv(source, options):
             row.update({f"{m}_path": paths[m].get(case, "") for m, _, _ in specs})
             result.rows.append(row)
     problems.raise_if_any(f"csv import of {table}", "Fix the table, the index files or the patterns and run again.")
-    clinical, left_out = _clinical(frame, used)
+    clinical, left_out = _clinical(frame, used, result)
     result.study = starter_study(table.stem, [m for m, _, _ in specs], clinical=clinical, positive=None)
     if "malignant" in set(frame[options.label_column]):
         result.study["label"]["positive"] = "malignant"

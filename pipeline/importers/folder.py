@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipeline.importers.common import (IMAGE_SUFFIXES, ImportResult, Problems, add_duplicate_groups, is_image,
-                                       require_dir, starter_study)
+                                       require_dir, require_images, starter_study)
 
 COMMENTS = """\
 Imported by `run_pipeline.py import folder`: one case per image, the label is the class folder.
@@ -38,6 +38,7 @@ def import_folder(source, options):
         if not any(r["label"] == folder.name for r in rows):
             result.info.append(f"class folder {folder.name}/ holds no image")
     result.rows = rows
+    require_images(result, problems, f"SOURCE/<class>/<image>, images being {', '.join(IMAGE_SUFFIXES)}")
     add_duplicate_groups(result, column, problems, options)
     problems.raise_if_any(f"Folder source {root}", "Arrange the images as SOURCE/<class>/<image>.")
     if "malignant" in {r["label"] for r in rows}:

@@ -57,14 +57,13 @@ def compute(ctx):
     import numpy as np  # noqa: PLC0415
     from threadpoolctl import threadpool_limits  # noqa: PLC0415
 
-    from features.imageio import read_gray, read_mask  # noqa: PLC0415
+    from features.extraction import load_preprocessed  # noqa: PLC0415
     from features.occlusion import occlusion_map, occlusion_scorer, save_maps, thumbnail  # noqa: PLC0415
-    from features.preprocess import preprocess  # noqa: PLC0415
     from pipeline.progress import progress_bar  # noqa: PLC0415
     from reports.cases import MAX_MISTAKES, SHAP_CASES, complete_cases, explained_cases  # noqa: PLC0415
 
     opts = ctx.study.explain
-    if not ctx.inputs.has("fit:model", learner="stack"):
+    if not ctx.inputs.has_model("stack"):
         log.warning("explain: the fit saved no stack (fit.stack is off?): no occlusion maps to make")
         return {"maps": 0, "note": "no saved stack"}
     stack, info = ctx.inputs.model("stack")
@@ -90,9 +89,8 @@ def compute(ctx):
             for modality, path, mask_path in items:
                 mine = {name: embedders.setdefault(name, make()) for name, make in makers.items()}
                 blocks = {name: info["layout"]["blocks"][f"{modality.name}/{name}"] for name in mine}
-                gray = read_gray(path)
-                mask = read_mask(mask_path, gray.shape) if mask_path else None
-                gray, mask = preprocess(gray, modality.preprocess, mask)
+                gray, mask, _ = load_preprocessed(path, mask_path, modality.preprocess,
+                                                  ctx.study.extract.allow_blank)
                 score = occlusion_scorer(predict, design.frame.loc[[case], columns], blocks, mine, mask,
                                          modality.preprocess.resize_mode, ctx.study.extract.flip_tta, k, advance)
                 drops, reembedded = occlusion_map(gray, score, opts.grid, opts.fill)

@@ -53,6 +53,9 @@ class ExtractSettings:
                                           "how often partial results are saved", neutral=True)
     allow_random_fallback: bool = s.setting(False, s.boolean, "true or false",
                                             "use seeded random weights when ImageNet weights cannot be had (demo only)")
+    allow_blank: bool = s.setting(False, s.boolean, "true or false",
+                                  "embed images under 32 px or blank with a warning instead of stopping",
+                                  neutral=True)
 
     @classmethod
     def parse(cls, mapping, where, errors):
@@ -196,7 +199,8 @@ STAGE = Stage(
     compute=compute, external=external, explain_external=explain_external, settings=ExtractSettings,
     needs_manifest=True, needs_images=True,
     message=lambda o: (f"extract: {sum(o.summary['computed'].values()) if o.ran else 0} embedding(s) computed; "
-                       f"files in {o.folder}"),
+                       f"files in {o.folder}" + (f"; {len(o.summary['notes'])} image(s) with a warning"
+                                                 if o.summary.get("notes") else "")),
     flags=(Flag("--backbones", "extract.backbones", "comma-separated backbones, e.g. resnet50,vgg16,"
                 "efficientnetb0,handcrafted (any keras.applications name works)", type=lambda t: [
                     b.strip() for b in t.split(",") if b.strip()]),

@@ -16,7 +16,7 @@ from pipeline import settings as s
 from pipeline.contract import Artifact, Flag, Stage
 
 log = logging.getLogger(__name__)
-VERSION = 1
+VERSION = 2     # 2: svm calibration kept monotone; per-fold metrics, checks and warnings in metrics.json
 STACK = "stack"
 
 
@@ -102,7 +102,8 @@ def _headline(results):
             cv = rec["cv"]["roc_auc"]
             rows.append({"learner": name, "cv_auc": cv["mean"], "cv_sd": cv["sd"],
                          "holdout_auc": rec["holdout"]["roc_auc"], "ci": list(rec["holdout_ci"]["roc_auc"]),
-                         "balanced_accuracy": rec["holdout"]["balanced_accuracy"]})
+                         "balanced_accuracy": rec["holdout"]["balanced_accuracy"],
+                         "warnings": rec.get("warnings", [])})
     return rows
 
 
@@ -112,6 +113,10 @@ def _message(outcome):
     return f"{format_metrics_table(outcome.summary['headline'])}\nfit: models and metrics in {outcome.folder}"
 
 
+# what metrics.json keeps of each CV fold (models.evaluate's records also hold timings and notes)
+_FOLD_KEYS = ("repeat", "fold", "n_train", "n_val", "metrics", "auc_ci", "rank_correlation", "flags")
+
+
 def _evaluate(label, estimator, data, fit, seed, positive):
     import numpy as np  # noqa: PLC0415
 
@@ -119,7 +124,7 @@ def _evaluate(label, estimator, data, fit, seed, positive):
 
     X_train, y_train, g_train, folds, X_test, y_test = data
     cv = cross_validate_learner(estimator, X_train, y_train, folds, n_jobs=fit.n_jobs, groups=g_train,
-                                positive=positive)
+                                positive=positive, random_state=seed)
     hold = evaluate_holdout(estimator, X_train, y_train, X_test, y_test, groups_train=g_train,
                             n_boot=fit.n_boot, random_state=seed, positive=positive)
     fold_times = [f["fit_time"] for f in cv.folds]
@@ -127,12 +132,12 @@ def _evaluate(label, estimator, data, fit, seed, positive):
               "holdout": hold.metrics, "holdout_ci": hold.ci,
               "fit_time": {"cv_fold_mean": float(np.mean(fold_times)), "final": hold.fit_time},
               "predict_time": hold.predict_time,
-              "notes": sorted(set(hold.notes + [n for f in cv.folds for n in f.get("notes", [])]))}
+              "notes": sorted(set(hold.notes + [n for f in cv.folds for n in f.get("notes", [])])),
+              "folds": [{k: f[k] for k in _FOLD_KEYS} for f in cv.folds], "warnings": cv.warnings()}
     return record, cv, hold
 
 
 def _fit_all(ctx, design, cache):
-    import joblib  # noqa: PLC0415
     import numpy as np  # noqa: PLC0415
     import pandas as pd  # noqa: PLC0415
 
@@ -140,6 +145,7 @@ def _fit_all(ctx, design, cache):
     from models.build import build_estimator  # noqa: PLC0415
     from models.layout import ablation_layouts  # noqa: PLC0415
     from models.learners import without_cache  # noqa: PLC0415
+    from models.persistence import save_model  # noqa: PLC0415
     from pipeline.errors import ConfigError  # noqa: PLC0415
     from pipeline.fingerprint import library_versions  # noqa: PLC0415
     from pipeline.progress import progress_bar  # noqa: PLC0415
@@ -171,7 +177,7 @@ def _fit_all(ctx, design, cache):
                                                 cv.classes, {"repeat": r}))
             hold_rows.append(_prediction_rows(label, ids[test], design.y[test], hold.proba, hold.classes, {}))
             if is_main:
-                joblib.dump(without_cache(hold.estimator), ctx.out.path("model", learner=label))
+                save_model(without_cache(hold.estimator), ctx.out.path("model", learner=label))
                 ctx.out.write_json("model_info", {
                     "learner": label, "classes": list(hold.classes), "positive": positive,
                     "layout": lay.to_dict(), "columns": lay.columns, "fit": ctx.study.config_of(["fit"])["fit"],
@@ -228,7 +234,7 @@ STAGE = Stage(
                 "on the whole training split is saved in <run>/models/.",
     config=("fit", "seed"),
     reads=("fuse:design", "fuse:design_meta"),
-    writes=(Artifact("model", "{learner}.joblib", "a fitted learner (or the stack)"),
+    writes=(Artifact("model", "{learner}.skops", "a fitted learner (or the stack), loadable only as known types"),
             Artifact("model_info", "{learner}.json", "its classes, layout, columns, settings"),
             Artifact("metrics", "metrics.json", "CV and held-out metrics of every learner and ablation"),
             Artifact("metrics_table", "metrics.csv", "the same as a table"),

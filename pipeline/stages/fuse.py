@@ -11,7 +11,7 @@ from pipeline import settings as s
 from pipeline.contract import Artifact, Stage
 
 log = logging.getLogger(__name__)
-VERSION = 1
+VERSION = 2   # 2: identifier-like categorical clinical columns refused, constant ones dropped
 MISSING_MODALITY = ("impute", "drop")
 
 
@@ -19,7 +19,8 @@ MISSING_MODALITY = ("impute", "drop")
 class FuseSettings:
     missing_modality: str = s.setting("impute", s.one_of(MISSING_MODALITY), "'impute' or 'drop'",
                                       "cases lacking a modality: impute per fold (with an indicator) or drop")
-    test_size: float = s.setting(0.2, s.fraction, "a fraction between 0 and 1", "held-out share of patients")
+    test_size: float = s.setting(0.2, lambda v: s.fraction(v) and v <= 0.5, "a fraction in (0, 0.5]",
+                                 "held-out share of patients")
     n_folds: int = s.setting(5, lambda v: s.is_int(v) and v >= 2, "an integer >= 2", "cross-validation folds")
     n_repeats: int = s.setting(1, s.pos_int, "a positive integer", "repeated cross-validation")
     group_column: str | None = s.setting(None, s.opt_text, "a column name or null",
@@ -36,31 +37,6 @@ def explain_external(old, new, session):
     if was.get("rows") != now.get("rows"):
         return [f"it was built from another manifest ({was.get('rows')} rows, now {now.get('rows')})"]
     return [f"it was built from another manifest (same {now.get('rows')} rows, other content)"]
-
-
-def _exclusions(study, manifest, labels):
-    """(case_id, reason) for every case left out; nothing is dropped silently."""
-    import numpy as np  # noqa: PLC0415
-
-    frame = manifest.frame
-    out = []
-    for case, original, new in zip(frame["case_id"], frame[study.label_column], labels):
-        if new == "":
-            out.append((case, f"label '{original}' is in label.drop"))
-    if study.fuse.missing_modality == "drop":
-        for modality in study.modalities.values():
-            for case, cell in zip(frame["case_id"], frame[modality.path_column]):
-                if cell == "":
-                    out.append((case, f"no {modality.name} image (fuse.missing_modality: drop)"))
-    no_image = np.ones(len(frame), bool)
-    for modality in study.modalities.values():
-        no_image &= (frame[modality.path_column] == "").to_numpy()
-    if not study.clinical:
-        out += [(c, "no image in any modality and no clinical columns") for c in frame["case_id"][no_image]]
-    first = {}
-    for case, reason in out:
-        first.setdefault(case, reason)
-    return list(first.items())
 
 
 def _classes(study, labels):
@@ -99,17 +75,41 @@ def _splits(study, y, patients, extra):
     return is_test, folds
 
 
-def _summary(frame, y, classes, study, is_test, folds, excluded):
+def _screen_clinical(study, kept):
+    """The clinical types the design keeps, and {column: reason} for constant columns dropped.
+    A categorical column that holds boxes or an identifier cannot be one: a ConfigError names each."""
+    from features.columns import column_issue  # noqa: PLC0415
+    from pipeline.errors import ConfigError  # noqa: PLC0415
+
+    types, dropped, refused = {}, {}, []
+    for column, kind in study.clinical.items():
+        issue = column_issue(kept[column], kind)
+        if issue is None:
+            types[column] = kind
+        elif issue[0] == "constant":
+            dropped[column] = issue[1]
+            log.info("fuse: clinical column '%s' left out of the design: %s", column, issue[1])
+        else:
+            refused.append(f"clinical column '{column}' (declared {kind}): {issue[1]}")
+    if refused:
+        raise ConfigError(f"{len(refused)} clinical column(s) cannot be categories:", refused,
+                          hint="Remove them from `clinical:` in the study file (they stay in the manifest). "
+                               "One-hot encoding a column with about one value per case learns nothing and "
+                               "meets unseen categories in every fold.")
+    return types, dropped
+
+
+def _summary(frame, y, classes, study, is_test, folds, excluded, clinical, dropped):
     from features.design import indicator_name  # noqa: PLC0415
 
     counts = {c: int((y == c).sum()) for c in classes}
     missing_mod = {m: int(frame[indicator_name(m)].sum()) for m in study.modalities}
-    missing_clin = {c: int(frame[c].isna().sum()) for c in study.clinical}
+    missing_clin = {c: int(frame[c].isna().sum()) for c in clinical}
     fold_sizes = [[int((rep == k).sum()) for k in range(rep.max() + 1)] for rep in folds]
     return {"n_cases": int(len(y)), "class_counts": counts, "missing_modality": missing_mod,
             "missing_clinical": missing_clin, "n_train": int((~is_test).sum()), "n_test": int(is_test.sum()),
             "test_class_counts": {c: int(((y == c) & is_test).sum()) for c in classes},
-            "fold_sizes": fold_sizes, "n_excluded": len(excluded)}
+            "fold_sizes": fold_sizes, "n_excluded": len(excluded), "dropped_clinical": dropped}
 
 
 def compute(ctx):
@@ -119,27 +119,29 @@ def compute(ctx):
     from models.splits import merged_groups  # noqa: PLC0415
     from pipeline.design_store import Design, write_design_files  # noqa: PLC0415
     from pipeline.fingerprint import library_versions  # noqa: PLC0415
-    from pipeline.manifest import effective_labels  # noqa: PLC0415
+    from pipeline.manifest import effective_labels, exclusions  # noqa: PLC0415
 
     study, manifest = ctx.study, ctx.manifest
     tables = {(m, b.name): ctx.inputs.read("extract:embeddings", modality=m, backbone=b.name)
               for m in study.modalities for b in study.backbones}
     frame = manifest.frame
     labels = effective_labels(study, frame[study.label_column])
-    excluded = _exclusions(study, manifest, labels)
+    excluded = exclusions(study, frame, labels)
     keep = ~frame["case_id"].isin({c for c, _ in excluded}).to_numpy()
     kept = frame[keep].reset_index(drop=True)
     y = labels[keep].to_numpy(dtype=object)
     classes, positive = _classes(study, y)
-    design_frame, layout = assemble_design(kept["case_id"], kept, tables, dict(study.clinical))
+    clinical, dropped = _screen_clinical(study, kept)
+    design_frame, layout = assemble_design(kept["case_id"], kept, tables, clinical)
     patients = kept[study.patient_column].to_numpy(dtype=object)
     group_col = study.fuse.group_column
     extra = kept[group_col].replace("", np.nan).to_numpy(dtype=object) if group_col else None
     is_test, folds = _splits(study, y, patients, extra)
-    summary = _summary(design_frame, y, classes, study, is_test, folds, excluded)
+    summary = _summary(design_frame, y, classes, study, is_test, folds, excluded, clinical, dropped)
     meta = {"stage": "fuse", "stage_version": VERSION, "study": study.name, "fingerprint": ctx.fingerprint,
             "layout": layout, "classes": classes, "positive": positive, "label_column": study.label_column,
             "label_map": dict(study.label.map), "excluded": [{"case_id": c, "reason": r} for c, r in excluded],
+            "excluded_columns": [{"column": c, "reason": r} for c, r in dropped.items()],
             "summary": summary,
             "blocks": {block_name(m, b): {"modality": m, "backbone": b, "weights": t.attrs.get("weights"),
                                           "weights_fallback": bool(t.attrs.get("weights_fallback")),
@@ -152,7 +154,8 @@ def compute(ctx):
     log.info("fuse: %d cases (%s), %d held out, %d excluded; %d columns in %d blocks + %d clinical",
              summary["n_cases"], ", ".join(f"{k} {v}" for k, v in summary["class_counts"].items()),
              summary["n_test"], len(excluded), design_frame.shape[1], len(layout["blocks"]), len(layout["clinical"]))
-    return {k: summary[k] for k in ("n_cases", "n_train", "n_test", "n_excluded", "class_counts")}
+    return {k: summary[k] for k in ("n_cases", "n_train", "n_test", "n_excluded", "class_counts",
+                                    "dropped_clinical")}
 
 
 STAGE = Stage(
@@ -161,12 +164,14 @@ STAGE = Stage(
     description="Join the cached embeddings of every (modality, backbone) with the clinical table into one "
                 "design (one row per case), and record the patient-wise held-out split and CV folds in "
                 "<run>/fused/. Fits nothing.",
-    config=("modalities", "extract", "label", "clinical", "patient_column", "fuse", "seed"),
+    config=("modalities", "extract", "label", "clinical", "patient_column", "patient_id_normalise", "fuse", "seed"),
     reads=("extract:embeddings",),
     writes=(Artifact("design", "design.h5", "design matrix, labels, groups, split and folds"),
             Artifact("design_meta", "design.json", "block layout, classes, exclusions, summary")),
     compute=compute, external=external, explain_external=explain_external, settings=FuseSettings,
     message=lambda o: (f"fuse: {o.summary['n_cases']} cases, {o.summary['n_train']} training / "
-                       f"{o.summary['n_test']} held out, {o.summary['n_excluded']} excluded; design in {o.folder}"),
-    needs_manifest=True,
+                       f"{o.summary['n_test']} held out, {o.summary['n_excluded']} excluded; design in {o.folder}"
+                       + "".join(f"\n  note: clinical column '{c}' left out: {r}"
+                                 for c, r in o.summary.get("dropped_clinical", {}).items())),
+    needs_manifest=True, needs_split=True,
 )

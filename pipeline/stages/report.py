@@ -59,7 +59,7 @@ def load_inputs(inputs, study, run_record, explain_status, stages):
     commands = _commands(study, run_record, stages)
 
     def load_model(name):
-        return inputs.model(name) if inputs.has("fit:model", learner=name) else None
+        return inputs.model(name) if inputs.has_model(name) else None
 
     return ReportInputs(
         title=f"BreastFuse report: {study.name}", design_meta=design.meta, frame=design.frame, y=design.y,

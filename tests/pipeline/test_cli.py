@@ -88,7 +88,7 @@ def test_run_does_every_stage_then_redoes_nothing(tmp_path):
     out = _run("run", "-c", str(study), "--no-shap")
     assert out.returncode == 0, out.stderr
     run = tmp_path / "run"
-    made = [run / "features/ultrasound/handcrafted.h5", run / "fused/design.json", run / "models/stack.joblib",
+    made = [run / "features/ultrasound/handcrafted.h5", run / "fused/design.json", run / "models/stack.skops",
             run / "explain/occlusion.npz", run / "reports/report.html"]
     assert all(p.is_file() for p in made), [p for p in made if not p.is_file()]
     assert "stack" in out.stdout and str(run / "reports/report.html") in out.stdout

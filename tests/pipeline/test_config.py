@@ -40,7 +40,7 @@ def test_every_problem_is_listed_at_once_naming_the_key(tmp_path):
     assert "extract.workers: expected a positive integer, got 'two'" in text
     assert "clinical.age: expected one of numeric, ordinal, categorical, got 'number'" in text
     assert "modalities.mammography.preprocessing.sharpen: unknown key" in text
-    assert "modalities.mammography.preprocessing:" in text and "clahe_clip" in text
+    assert "modalities.mammography.preprocessing.clahe_clip: must be > 0, got -1" in text
 
 
 def test_missing_manifest_and_modalities_are_reported(tmp_path):
@@ -129,3 +129,29 @@ def test_a_study_reads_back_from_its_resolved_form(tmp_path):
     again = validate(study.to_dict(), tmp_path)
     assert again == study and again.to_dict() == study.to_dict()
     assert study.fit.learners == ["lr"] and validate(dict(BASE), tmp_path).fit.learners[:2] == ["knn", "svm"]
+
+
+def test_every_bad_preprocessing_field_of_a_modality_is_reported_at_once(tmp_path):
+    prep = {"clahe_clip": -1, "denoise_ksize": 4, "resize_mode": "crop", "clahe": "yes"}
+    problems = _errors({**BASE, "modalities": {"ultrasound": {"preprocessing": prep}}}, tmp_path)
+    assert problems == [
+        "modalities.ultrasound.preprocessing.resize_mode: must be one of ['pad', 'stretch'], got 'crop'",
+        "modalities.ultrasound.preprocessing.clahe: must be true or false, got 'yes'",
+        "modalities.ultrasound.preprocessing.denoise_ksize: must be an odd integer >= 3, got 4",
+        "modalities.ultrasound.preprocessing.clahe_clip: must be > 0, got -1"]
+
+
+def test_label_and_patient_id_normalise_are_booleans_kept_in_the_resolved_study(tmp_path):
+    study = validate({**BASE, "label": {"normalise": True}, "patient_id_normalise": True}, tmp_path)
+    assert study.label.normalise and study.patient_id_normalise
+    again = validate(study.to_dict(), tmp_path)
+    assert again.label.normalise and again.patient_id_normalise
+    assert "patient_id_normalise" in study.config_of(("patient_id_normalise",))
+    problems = _errors({**BASE, "label": {"normalise": "yes"}, "patient_id_normalise": 1}, tmp_path)
+    assert problems == ["patient_id_normalise: expected true or false, got 1",
+                        "label.normalise: expected true or false, got 'yes'"]
+
+
+def test_a_held_out_share_the_split_refuses_is_refused_at_load(tmp_path):
+    assert _errors({**BASE, "fuse": {"test_size": 0.6}}, tmp_path) == [
+        "fuse.test_size: expected a fraction in (0, 0.5], got 0.6"]

@@ -2,6 +2,9 @@
 models and metrics, determinism, and predict reproducing the held-out probabilities."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,8 +13,10 @@ import pytest
 from pipeline.config import load_study, parse_override
 from pipeline.errors import ManifestError
 from pipeline.predict import run_predict
+from pipeline.stages import STAGES
 from study_factory import catalog, make_study, run
 
+REPO = Path(__file__).resolve().parents[2]
 FIT = {"learners": ["lr", "rf"], "stack_base": ["lr", "knn"], "n_boot": 100, "n_jobs": 1,
        "pca_components": 5, "params": {"rf": {"n_estimators": 30}}, "ablations": ["images_only", "clinical_only"]}
 
@@ -44,6 +49,45 @@ def test_fuse_lists_excluded_cases_and_keeps_a_case_missing_its_image(fitted):
     assert design.meta["summary"]["missing_modality"] == {"ultrasound": 1}
 
 
+@pytest.fixture(scope="module")
+def odd_columns(tmp_path_factory):
+    """A tiny extracted study whose manifest also holds an identifier, boxes and constant columns;
+    site (categorical) and scanner (numeric) are constant and declared clinical."""
+    root = tmp_path_factory.mktemp("columns")
+    path = make_study(root, n=16, extra={"fuse": {"n_folds": 2, "test_size": 0.25},
+                                         "clinical": {"site": "categorical", "scanner": "numeric"}})
+    frame = pd.read_csv(root / "manifest.csv", dtype=str, keep_default_na=False)
+    frame["lesion_code"] = [f"L{i:04d}" for i in range(len(frame))]
+    frame["bbox"] = [f"[{91 + i},24,103,79]" for i in range(len(frame))]
+    frame["site"], frame["scanner"] = "A", "3"
+    frame.to_csv(root / "manifest.csv", index=False)
+    run(_study(path), "extract")
+    return path
+
+
+def test_fuse_drops_a_constant_clinical_column_with_a_note(odd_columns):
+    study = _study(odd_columns)
+    outcome = run(study, "fuse")["fuse"]
+    design = catalog(study).design()
+    assert design.meta["layout"]["clinical"] == {"age": "numeric", "history": "categorical"}
+    assert "site" not in design.frame.columns and "scanner" not in design.frame.columns
+    assert design.meta["excluded_columns"] == [
+        {"column": "site", "reason": "constant: every row with a value holds 'A'"},
+        {"column": "scanner", "reason": "constant: every row with a value holds '3.0'"}]
+    assert "note: clinical column 'site' left out: constant" in STAGES["fuse"].message(outcome)
+
+
+def test_fuse_refuses_identifier_like_and_box_categorical_columns_naming_them(odd_columns):
+    out = subprocess.run([sys.executable, str(REPO / "run_pipeline.py"), "--no-progress", "fuse", "-c",
+                          str(odd_columns), "--set", "clinical.lesion_code=categorical",
+                          "--set", "clinical.bbox=categorical"], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert "clinical column 'lesion_code' (declared categorical): identifier-like: 16 distinct values in 16 rows" \
+        in out.stderr
+    assert "clinical column 'bbox' (declared categorical): a lesion box [x, y, w, h]" in out.stderr
+    assert "Remove them from `clinical:`" in out.stderr
+
+
 def test_splits_are_patient_wise(fitted):
     root, _, _, design, _ = fitted
     patients = pd.read_csv(root / "manifest.csv", dtype=str).set_index("case_id").loc[design.frame.index, "patient_id"]
@@ -67,7 +111,7 @@ def test_fit_writes_every_learner_the_stack_and_ablations(fitted):
     _, _, study, _, metrics = fitted
     assert set(metrics["learners"]) == {"lr", "rf", "stack", "stack[images_only]", "stack[clinical_only]"}
     for name in ("lr", "rf", "stack"):
-        assert (study.run_dir / "models" / f"{name}.joblib").is_file()
+        assert (study.run_dir / "models" / f"{name}.skops").is_file()
         rec = metrics["learners"][name]
         assert 0 <= rec["holdout"]["roc_auc"] <= 1
         low, high = rec["holdout_ci"]["roc_auc"]
@@ -120,8 +164,6 @@ def test_tuning_is_nested_in_the_training_folds_and_recorded(fitted):
     metrics = catalog(study).read("fit:metrics")
     notes = metrics["learners"]["rf"]["notes"]
     assert any(n.startswith("tuned: {'model__max_depth'") for n in notes)
-    import joblib
-
-    model = joblib.load(study.run_dir / "models" / "rf.joblib")
+    model, _ = catalog(study).model("rf")
     assert len(model.search_.cv_results_["params"]) == 2
     assert model.best_estimator_.memory is None

@@ -261,6 +261,7 @@ def test_cbis_one_case_per_image_malignant_if_any_with_split(tmp_path, shared_da
     assert study.clinical == {"density": "ordinal"}
     for leak in ("assessment", "pathology", "subtlety"):
         assert leak in frame.columns and leak not in study.clinical
+    assert "  # assessment: categorical" in (tmp_path / "out" / "study.yaml").read_text()   # '5;4': joined
     assert len(load_manifest(study).frame) == 3
 
 
@@ -320,6 +321,46 @@ def test_csv_joins_modalities_and_keeps_leaky_columns_out(tmp_path, shared_data)
     assert len(load_manifest(study).frame) == 4
 
 
+def test_csv_leaves_boxes_identifiers_and_constants_out_and_offers_birads_commented(tmp_path, shared_data):
+    src, n = tmp_path / "src", 12
+    for i in range(n):
+        _write(src / "us" / f"c{i}.png", _small(shared_data, f"busi/images/benign/benign_{i + 1:03d}.png"))
+    pd.DataFrame({"case_id": [f"c{i}" for i in range(n)], "label": ["benign", "malignant"] * 6,
+                  "age": [str(40 + i) for i in range(n)], "family_history": ["yes", "no", "no"] * 4,
+                  "bbox": [f"[{91 + i},24,103,{79 + i}]" for i in range(n)],
+                  "lesion_code": [f"L{i:04d}" for i in range(n)], "site": ["A"] * n,
+                  "BI-RADS": ["3", "4", "5"] * 4}).to_csv(src / "clinical.csv", index=False)
+    out = tmp_path / "out"
+    _, frame, study = _imported(src, out, "csv", table=Path("clinical.csv"), images=("ultrasound=us/{id}.png",))
+    assert study.clinical == {"age": "numeric", "family_history": "categorical"}
+    assert {"bbox", "lesion_code", "site", "BI-RADS"} <= set(frame.columns)
+    notes = (out / "import_notes.txt").read_text()
+    assert "left out: bbox: a lesion box [x, y, w, h]" in notes
+    assert "left out: lesion_code: identifier-like: 12 distinct values in 12 rows" in notes
+    assert "left out: site: constant: every row with a value holds 'A'" in notes
+    assert "offered, commented in study.yaml: BI-RADS (ordinal): BI-RADS is the radiologist's assessment" in notes
+    text = (out / "study.yaml").read_text()
+    assert "#   roi_box_column: bbox" in text and "\n  # BI-RADS: ordinal\n" in text
+    assert "made before biopsy" in text
+    (out / "study.yaml").write_text(text.replace("  # BI-RADS: ordinal", "  BI-RADS: ordinal"))
+    included = load_study(out / "study.yaml")
+    assert included.clinical["BI-RADS"] == "ordinal" and len(load_manifest(included).frame) == n
+
+
+def test_an_offered_column_with_nothing_else_in_clinical_loads_commented_and_uncommented(tmp_path, shared_data):
+    src = tmp_path / "src"
+    _write(src / "us" / "a.png", _small(shared_data, "busi/images/benign/benign_001.png"))
+    _write(src / "us" / "b.png", _small(shared_data, "busi/images/malignant/malignant_001.png"))
+    pd.DataFrame({"case_id": ["a", "b"], "label": ["benign", "malignant"], "birads": ["3", "5"]}
+                 ).to_csv(src / "clinical.csv", index=False)
+    _, _, study = _imported(src, tmp_path / "out", "csv", table=Path("clinical.csv"),
+                            images=("ultrasound=us/{id}.png",))
+    assert study.clinical == {}
+    path = tmp_path / "out" / "study.yaml"
+    path.write_text(path.read_text().replace("  # birads: ordinal", "  birads: ordinal"))
+    assert load_study(path).clinical == {"birads": "ordinal"}
+
+
 def test_csv_rejects_bad_image_specs_all_at_once(tmp_path):
     (tmp_path / "clinical.csv").write_text("case_id,label\na,b\n")
     with pytest.raises(ConfigError) as err:
@@ -373,3 +414,17 @@ def test_cli_import_busi_then_a_bad_source_exits_2_without_traceback(tmp_path, s
     bad = _cli("import", "busi", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out2"))
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "source folder not found" in bad.stderr
+
+
+@pytest.mark.parametrize("fmt", ["busi", "folder"])
+@pytest.mark.parametrize("layout", ["empty", "empty class folders"])
+def test_cli_import_of_an_empty_folder_exits_2_without_traceback(tmp_path, fmt, layout):
+    src = tmp_path / "src"
+    src.mkdir()
+    if layout == "empty class folders":
+        (src / "benign").mkdir()
+        (src / "malignant").mkdir()
+    out = _cli("import", fmt, str(src), "--out", str(tmp_path / "out"))
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert ("no class folder" if layout == "empty" else "no image found") in out.stderr
+    assert not (tmp_path / "out" / "manifest.csv").exists()

@@ -5,6 +5,7 @@ two processes share a run folder safely. Each test reproduces a failure of the h
 import contextlib
 import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -135,9 +136,9 @@ def test_a_fit_killed_after_its_record_is_finished_by_the_next_command(fitted):
 def test_a_dropped_learner_loses_its_model_and_predict_names_the_saved_ones(tmp_path):
     path, study = _fitted(tmp_path)
     assert cli("fit", "-c", str(path), "--set", "fit.learners=[lr, rf]").returncode == 0
-    assert (study.run_dir / "models/rf.joblib").is_file()
+    assert (study.run_dir / "models/rf.skops").is_file()
     assert cli("fit", "-c", str(path)).returncode == 0
-    assert not (study.run_dir / "models/rf.joblib").exists() and not (study.run_dir / "models/rf.json").exists()
+    assert not (study.run_dir / "models/rf.skops").exists() and not (study.run_dir / "models/rf.json").exists()
     new = pd.read_csv(tmp_path / "manifest.csv", dtype=str).drop(columns=["label"]).head(2)
     new["ultrasound_path"] = [str(tmp_path / p) for p in new.ultrasound_path]
     new.to_csv(tmp_path / "new.csv", index=False)
@@ -232,7 +233,7 @@ def test_a_full_disk_is_a_clear_error_that_keeps_the_previous_fit(tmp_path, smal
 def _full_disk_monkeypatched(path, monkeypatch, tmp_path):
     import errno
 
-    import joblib
+    import skops.io
 
     from pipeline.cli import main
 
@@ -241,7 +242,7 @@ def _full_disk_monkeypatched(path, monkeypatch, tmp_path):
     def full(obj, filename, *a, **k):
         raise OSError(errno.ENOSPC, "No space left on device", str(filename))
 
-    monkeypatch.setattr(joblib, "dump", full)
+    monkeypatch.setattr(skops.io, "dump", full)
     assert main(["--no-progress", "fit", "-c", str(path)]) == 2
     assert not _leftovers(tmp_path / "run") and not (tmp_path / "run/models/stage.json").exists()
 
@@ -299,3 +300,17 @@ def test_the_run_record_holds_the_resolved_study_and_each_stages_flags(fitted, t
     assert record.flags("fit") == ["fit.n_jobs=2"] and record.flags("extract") == []
     assert record.weights("handcrafted")["identity"].startswith("handcrafted-v")
     assert yaml.safe_load(yaml.safe_dump(record.study))["manifest"] == str(study.manifest_path)
+
+
+def test_predict_reads_the_run_folder_it_is_given_even_when_moved(fitted, tmp_path):
+    path, study = fitted
+    moved = tmp_path / "moved-run"
+    shutil.copytree(study.run_dir, moved)
+    new = pd.read_csv(tmp_path / "manifest.csv", dtype=str).drop(columns=["label"]).head(2)
+    new["ultrasound_path"] = [str(tmp_path / p) for p in new.ultrasound_path]
+    new.to_csv(tmp_path / "new.csv", index=False)
+    shutil.rmtree(study.run_dir)
+    out = cli("predict", "--run", str(moved), "--manifest", str(tmp_path / "new.csv"), "--out", str(tmp_path / "p.csv"),
+              "--model", "lr")
+    assert out.returncode == 0, out.stderr
+    assert (moved / "predict").is_dir() and not study.run_dir.exists()

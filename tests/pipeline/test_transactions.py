@@ -21,7 +21,7 @@ from pipeline.storage import storage_error
 from pipeline.transaction import STAGING, Staging, recover
 
 FAKE = Stage(name="fit", version=1, folder="models", noun="fitted models", summary="", description="",
-             config=(), writes=(Artifact("model", "{learner}.joblib"), Artifact("metrics", "metrics.json")))
+             config=(), writes=(Artifact("model", "{learner}.skops"), Artifact("metrics", "metrics.json")))
 
 
 def _record():
@@ -37,24 +37,24 @@ def _commit(run_dir, files, previous=None):
 
 def test_a_commit_lists_every_output_with_its_hash_and_removes_what_it_no_longer_lists(tmp_path):
     first = _commit(tmp_path, {"lr": "a", "rf": "b"})
-    assert set(first.outputs) == {"lr.joblib", "rf.joblib"}
-    assert first.outputs["lr.joblib"]["bytes"] == 1
+    assert set(first.outputs) == {"lr.skops", "rf.skops"}
+    assert first.outputs["lr.skops"]["bytes"] == 1
     second = _commit(tmp_path, {"lr": "c"}, first)
-    assert set(second.outputs) == {"lr.joblib"}
-    assert not (tmp_path / "models/rf.joblib").exists() and (tmp_path / "models/lr.joblib").read_text() == "c"
+    assert set(second.outputs) == {"lr.skops"}
+    assert not (tmp_path / "models/rf.skops").exists() and (tmp_path / "models/lr.skops").read_text() == "c"
     assert read_record(tmp_path / "models" / RECORD).outputs == second.outputs
     assert not (tmp_path / "models" / STAGING).exists()
 
 
 def test_a_carried_file_stays_listed_without_being_rewritten(tmp_path):
     first = _commit(tmp_path, {"lr": "a"})
-    before = (tmp_path / "models/lr.joblib").stat().st_mtime_ns
+    before = (tmp_path / "models/lr.skops").stat().st_mtime_ns
     staging = Staging(tmp_path, FAKE, first).open()
     staging.carry("model", learner="lr")
     staging.write_text("model", "x", learner="et")
     second = staging.commit(_record())
-    assert set(second.outputs) == {"lr.joblib", "et.joblib"}
-    assert (tmp_path / "models/lr.joblib").stat().st_mtime_ns == before
+    assert set(second.outputs) == {"lr.skops", "et.skops"}
+    assert (tmp_path / "models/lr.skops").stat().st_mtime_ns == before
 
 
 def _dead_pid():
@@ -68,18 +68,18 @@ def test_recovery_drops_an_uncommitted_staging_area_and_finishes_a_committed_one
     dead = _dead_pid()
     uncommitted = tmp_path / "models" / STAGING / f"{dead}-aaaa"
     uncommitted.mkdir(parents=True)
-    (uncommitted / "rf.joblib").write_text("half")
+    (uncommitted / "rf.skops").write_text("half")
     recover(tmp_path)
     assert not uncommitted.exists() and read_record(tmp_path / "models" / RECORD).outputs == first.outputs
 
     committed = tmp_path / "models" / STAGING / f"{dead}-bbbb"
     committed.mkdir(parents=True)
-    (committed / "lr.joblib").write_text("new")
+    (committed / "lr.skops").write_text("new")
     record = _record()
-    record.outputs = {"lr.joblib": {"sha256": "x", "bytes": 3}}
+    record.outputs = {"lr.skops": {"sha256": "x", "bytes": 3}}
     (committed / RECORD).write_text(record.to_json())
     recover(tmp_path)
-    assert (tmp_path / "models/lr.joblib").read_text() == "new"
+    assert (tmp_path / "models/lr.skops").read_text() == "new"
     assert read_record(tmp_path / "models" / RECORD).outputs == record.outputs
     assert not (tmp_path / "models" / STAGING).exists()
 
@@ -103,10 +103,10 @@ def test_a_reader_refuses_a_file_changed_behind_its_record(tmp_path):
     _commit(tmp_path, {"lr": "a"})
     catalog = Catalog(tmp_path)
     assert catalog.verified("fit:model", learner="lr").read_text() == "a"
-    (tmp_path / "models/lr.joblib").write_text("b")
+    (tmp_path / "models/lr.skops").write_text("b")
     with pytest.raises(StageInputError, match="was changed after fit wrote it"):
         Catalog(tmp_path).verified("fit:model", learner="lr")
-    with pytest.raises(StageInputError, match="have no rf.joblib"):
+    with pytest.raises(StageInputError, match="have no rf.skops"):
         catalog.verified("fit:model", learner="rf")
 
 
@@ -154,7 +154,7 @@ def test_a_second_process_is_told_who_holds_the_run(tmp_path):
 
 
 @pytest.mark.parametrize("exc, words", [
-    (OSError(errno.ENOSPC, "No space left on device", "/run/models/.staging/1-ab/rf.joblib"),
+    (OSError(errno.ENOSPC, "No space left on device", "/run/models/.staging/1-ab/rf.skops"),
      ["No space left on device", "free there"]),
     (OSError(None, "Unable to create file (unable to open file: name = '/run/x.h5', errno = 30, error message = "
                    "'Read-only file system')"), ["Read-only file system", "read-only"]),

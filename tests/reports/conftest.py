@@ -1,5 +1,5 @@
 """Two tiny fitted runs for the report tests: a binary one (with a hostile clinical column name)
-and a three-class one. Built once per session: extract (handcrafted only) -> fuse -> fit -> report."""
+and a three-class one, both with a constant clinical column that fuse leaves out. Built once per session: extract (handcrafted only) -> fuse -> fit -> report."""
 
 import pandas as pd
 import pytest
@@ -24,9 +24,10 @@ def _fitted_run(root, three_classes):
         frame["patient_id"] = frame.case_id
     frame.loc[35, "label"] = "unsure"                        # excluded, listed in the report
     frame = frame.rename(columns={"history": HOSTILE})
+    frame["site"] = "A"                                      # constant: fuse drops it with a note
     frame.to_csv(root / "manifest.csv", index=False)
     config = yaml.safe_load(path.read_text())
-    config["clinical"] = {"age": "numeric", HOSTILE: "categorical"}
+    config["clinical"] = {"age": "numeric", HOSTILE: "categorical", "site": "categorical"}
     config["label"] = {"drop": ["unsure"]}
     if not three_classes:
         config["label"]["positive"] = "malignant"

@@ -68,6 +68,14 @@ def test_comparison_table_numbers_match_metrics_json(any_run):
         assert float(c["data-value"]) == pytest.approx(want, rel=1e-12)
 
 
+def test_a_constant_clinical_column_is_a_note_not_a_clinical_variable(any_run):
+    html = any_run[1].read_text(encoding="utf-8")
+    assert ('<div class="note">Clinical column &#39;site&#39; was left out of the design by fuse: constant: '
+            'every row with a value holds &#39;A&#39;.</div>') in html
+    table = html.split('<table id="missing-clinical">')[1].split("</table>")[0]
+    assert ">age<" in table and ">site<" not in table
+
+
 def test_a_hostile_clinical_column_name_is_escaped(any_run):
     path = any_run[1]
     html = path.read_text(encoding="utf-8")
@@ -95,7 +103,8 @@ def test_grouped_shap_attributions_sum_to_output_minus_expectation(any_run):
 
 def test_every_table_is_exported_beside_the_page(binary_run):
     folder = binary_run[1].parent
-    for name in ("comparison", "mcnemar", "delong", "ablation", "pca", "excluded", "shap_mean", "confusion"):
+    for name in ("comparison", "cv_folds", "mcnemar", "delong", "ablation", "pca", "excluded", "shap_mean",
+                 "confusion"):
         assert (folder / f"{name}.csv").is_file(), name
     excluded = pd.read_csv(folder / "excluded.csv")
     assert excluded.case.tolist() == ["c035"] and "unsure" in excluded.reason[0]

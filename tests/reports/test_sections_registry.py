@@ -65,7 +65,7 @@ def test_a_registered_section_appears_in_nav_and_page_in_registry_order(binary_r
     assert '<h2 id="extra">An extra section</h2>\n<p id="extra-note">&lt;b&gt;registered&lt;/b&gt;' in text
     assert text.index('id="extra-note"') < text.index('<h2 id="curves">')
     assert list(tables)[:list(tables).index("extra")] == ["classes", "modalities", "missing_clinical", "excluded",
-                                                          "comparison"]
+                                                          "comparison", "cv_folds"]
 
 
 def test_two_sections_exporting_one_table_name_is_refused(binary_run, monkeypatch):

@@ -1,6 +1,8 @@
 """Manifest loading and checks, done before any work so that every problem is listed at once.
 
 Lines are numbered as in the file (the header is line 1), so a user can jump straight to them.
+Cells are text with surrounding spaces removed; labels and ids are checked for values written
+more than one way, and (when fuse is to run) every class for enough patients for its split plan.
 """
 
 from __future__ import annotations
@@ -13,9 +15,13 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import ManifestError
+from pipeline.manifest.ids import check_case_ids, check_grouping_ids
+from pipeline.manifest.labels import check_labels, effective_labels
+from pipeline.manifest.plan import exclusions, split_problems
+from pipeline.manifest.reading import CASE_ID, DELIMITERS, line, one_column_problem, read_cells, read_header
 
+__all__ = ["CASE_ID", "Manifest", "effective_labels", "exclusions", "load_manifest", "read_header"]
 log = logging.getLogger(__name__)
-CASE_ID = "case_id"
 
 
 @dataclass
@@ -40,23 +46,6 @@ class Manifest:
         return [(c, self.resolve(p)) for c, p in zip(self.frame.loc[keep, CASE_ID], cells[keep])]
 
 
-def _line(i):
-    return f"line {i + 2}"
-
-
-def _read_csv(path):
-    if not path.is_file():
-        raise ManifestError(f"Manifest not found: {path}",
-                            hint="Set `manifest:` in the study file (relative to it) or pass --manifest.")
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise ManifestError(f"Manifest {path} is not a readable CSV file:", [str(exc).strip()],
-                            hint="Save it as comma-separated UTF-8 text with a header row.") from None
-    frame.columns = [c.strip() for c in frame.columns]
-    return frame.apply(lambda s: s.str.strip())
-
-
 def _required_columns(study, labelled=True):
     cols = [CASE_ID] + ([study.label_column] if labelled else [])
     for m in study.modalities.values():
@@ -69,14 +58,18 @@ def _required_columns(study, labelled=True):
     return list(dict.fromkeys(cols))
 
 
-def _check_ids(frame, problems):
-    ids = frame[CASE_ID]
-    for i in np.flatnonzero(ids == ""):
-        problems.append(f"{_line(i)}, column '{CASE_ID}': empty case id")
-    dup = ids[(ids != "") & ids.duplicated(keep=False)]
-    for case, rows in dup.groupby(dup).groups.items():
-        lines = ", ".join(str(r + 2) for r in rows)
-        problems.append(f"column '{CASE_ID}': '{case}' appears more than once (lines {lines})")
+def _check_columns(frame, study, labelled, path, delimiter):
+    missing = [c for c in _required_columns(study, labelled) if c not in frame.columns]
+    if not missing:
+        return
+    problems = [f"column '{c}' is missing" for c in missing]
+    one_column = one_column_problem(list(frame.columns))
+    read_as = f" (read as {DELIMITERS[delimiter]}-separated)" if delimiter != "," else ""
+    raise ManifestError(
+        f"Manifest {path} lacks required column(s): {', '.join(missing)}",
+        problems + ([one_column] if one_column else []),
+        hint=f"Columns found{read_as}: {', '.join(frame.columns)}. Rename them, or set the column names in the "
+             "study file (label.column, modalities.<name>.path_column, clinical).")
 
 
 def _check_files(manifest, study, problems):
@@ -90,7 +83,7 @@ def _check_files(manifest, study, problems):
                     continue
                 problem = image_problem(manifest.resolve(cell))
                 if problem:
-                    problems.append(f"{_line(i)}, column '{column}': {cell}: {problem}")
+                    problems.append(f"{line(i)}, column '{column}': {cell}: {problem}")
         if m.mask_column:
             lacking = (frame[m.mask_column] == "") & (frame[m.path_column] != "")
             if m.preprocess.roi_crop and lacking.any():
@@ -105,7 +98,7 @@ def _check_files(manifest, study, problems):
                             + ", ".join(m.path_column for m in study.modalities.values()) + ")")
 
 
-def _check_clinical(frame, study, problems):
+def _check_clinical(frame, study, problems, delimiter):
     for column, kind in study.clinical.items():
         if kind == "categorical":
             continue
@@ -113,58 +106,50 @@ def _check_clinical(frame, study, problems):
         parsed = pd.to_numeric(values.where(values != ""), errors="coerce")
         bad = (values != "") & (parsed.isna() | np.isinf(parsed.fillna(0)))
         for i in np.flatnonzero(bad.to_numpy()):
-            problems.append(f"{_line(i)}, column '{column}': {values.iloc[i]!r} is not a number "
+            value = values.iloc[i]
+            comma = (f"; a decimal comma? write {value.replace(',', '.')!r}"
+                     if delimiter != "," and pd.notna(pd.to_numeric(value.replace(",", "."), errors="coerce"))
+                     else "")
+            problems.append(f"{line(i)}, column '{column}': {value!r} is not a number "
                             f"(the study declares '{column}' as {kind}; leave the cell empty if unknown, "
-                            f"or declare it categorical)")
+                            f"or declare it categorical){comma}")
         frame[column] = parsed.astype(float)
 
 
-def effective_labels(study, labels):
-    """Labels after the study's `label.map` merges and `label.drop` exclusions ('' = dropped)."""
-    mapping = {str(k): str(v) for k, v in study.label.map.items()}
-    dropped = {str(d) for d in study.label.drop}
-    return labels.map(lambda v: "" if v in dropped else mapping.get(v, v))
+def _check_grouping(frame, study, labelled, has_patients, problems, padded):
+    if not labelled:
+        return                                  # new cases (predict) are not split
+    normalise = study.patient_id_normalise
+    if has_patients:
+        check_grouping_ids(frame, study.patient_column, "patient", normalise, problems, padded)
+    column = study.fuse.group_column
+    if column and column != study.patient_column:
+        check_grouping_ids(frame, column, "group", normalise, problems, padded)
 
 
-def _check_labels(frame, study, problems):
-    labels = frame[study.label_column]
-    for i in np.flatnonzero((labels == "").to_numpy()):
-        problems.append(f"{_line(i)}, column '{study.label_column}': empty label")
-    effective = effective_labels(study, labels)
-    classes = sorted(set(effective[effective != ""]))
-    if len(classes) < 2:
-        found = f"only '{classes[0]}'" if classes else "none"
-        problems.append(f"column '{study.label_column}': at least two classes are needed, found {found}")
-    positive = study.label.positive
-    if positive is not None and classes and positive not in classes:
-        problems.append(f"label.positive is '{positive}', but column '{study.label_column}' has only "
-                        f"{', '.join(repr(c) for c in classes)}")
-
-
-def load_manifest(study, check_files=True, labelled=True):
+def load_manifest(study, check_files=True, labelled=True, check_split=False):
     """Read and check the study's manifest; raise ManifestError listing every problem.
 
-    ``labelled=False`` is for `predict`: new cases need no label column.
+    ``labelled=False`` is for `predict`: new cases need no label column. ``check_split``: the
+    command will fuse, so every class must have enough patients for fuse.test_size and n_folds.
     """
     path = Path(study.manifest_path)
-    frame = _read_csv(path)
-    missing = [c for c in _required_columns(study, labelled) if c not in frame.columns]
-    if missing:
-        raise ManifestError(
-            f"Manifest {path} lacks required column(s): {', '.join(missing)}",
-            [f"column '{c}' is missing" for c in missing],
-            hint=f"Columns found: {', '.join(frame.columns)}. Rename them, or set the column names in the "
-                 "study file (label.column, modalities.<name>.path_column, clinical).")
-    if study.patient_column not in frame.columns:
+    frame, delimiter, padded = read_cells(path)
+    _check_columns(frame, study, labelled, path, delimiter)
+    has_patients = study.patient_column in frame.columns
+    if not has_patients:
         log.info("no '%s' column: each case is its own patient", study.patient_column)
         frame[study.patient_column] = frame[CASE_ID]
     frame.loc[frame[study.patient_column] == "", study.patient_column] = frame[CASE_ID]
     manifest = Manifest(frame=frame, path=path.resolve())
     problems = []
-    _check_ids(frame, problems)
+    check_case_ids(frame, problems)
+    _check_grouping(frame, study, labelled, has_patients, problems, padded)
     if labelled:
-        _check_labels(frame, study, problems)
-    _check_clinical(frame, study, problems)
+        check_labels(frame, study, problems, padded)
+        if check_split and not problems:
+            problems += split_problems(study, frame)
+    _check_clinical(frame, study, problems, delimiter)
     if check_files:
         _check_files(manifest, study, problems)
     if problems:
