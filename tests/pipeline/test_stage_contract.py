@@ -314,3 +314,10 @@ def test_predict_reads_the_run_folder_it_is_given_even_when_moved(fitted, tmp_pa
               "--model", "lr")
     assert out.returncode == 0, out.stderr
     assert (moved / "predict").is_dir() and not study.run_dir.exists()
+
+
+def test_explain_before_fit_says_what_to_run_first(tmp_path):
+    path = make_study(tmp_path, n=30, backbones=("handcrafted",), extra=TINY)
+    run(load_study(path), "extract", "fuse")
+    out = cli("explain", "-c", str(path))
+    assert out.returncode == 2 and "No fitted models in" in out.stderr and "run_pipeline.py fit -c" in out.stderr
