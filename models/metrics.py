@@ -157,3 +157,11 @@ def summarise_folds(fold_metrics: list[dict]) -> dict[str, dict[str, float]]:
         out[name] = {"mean": float(np.nanmean(v)),
                      "sd": float(np.nanstd(v, ddof=1)) if ok > 1 else float("nan"), "n": ok}
     return out
+
+
+def metrics_of_rows(y_true, proba, classes, positive=None, metric_names=METRICS):
+    """``stat(idx) -> {metric: value}`` on the rows ``idx``, labels encoded once: the statistic a
+    patient-level bootstrap recomputes per resample (``models.clinical.bootstrap_interval``)."""
+    y, P, pos = _prepare(y_true, proba, classes, positive)
+    names = list(metric_names)
+    return lambda idx: _compute(y[idx], P[idx], pos, names)

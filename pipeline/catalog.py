@@ -29,6 +29,14 @@ def _predictions(path):
     return pd.read_csv(path, dtype={"case_id": str})
 
 
+def _table(path):
+    """A CSV table that may be empty (a cohort without subgroups)."""
+    try:
+        return pd.read_csv(path, dtype={"case_id": str, "y_true": str, "subgroup": str})
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
 def _embeddings(path):
     from features.store import read_table  # noqa: PLC0415
 
@@ -80,6 +88,9 @@ LOADERS = {
     "fit:model_info": _json,
     "fit:pca": _json,
     "explain:occlusion": _occlusion,
+    "evaluate:evaluation": _json,
+    **{f"evaluate:{name}": _table for name in ("predictions", "metrics_table", "operating_points", "decision_curve",
+                                                "subgroups", "excluded", "missing_modality")},
 }
 #: fit's model files before they were skops files: pickles, loaded only with ``--trust-pickle``.
 PICKLED_MODEL = "{learner}.joblib"

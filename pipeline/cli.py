@@ -83,8 +83,14 @@ def _add_import_parser(sub):
                         "(default 0.95; 1 keeps exact copies only)")
 
 
-def _add_study_flags(p):
-    p.add_argument("-c", "--config", required=True, type=Path, help="study file (YAML)")
+EVALUATE_RUN = ("\n\nOr, on a fitted run without its study file: evaluate --run DIR --manifest external.csv "
+                "--name site_b adds the cohort to the run's recorded cohorts, scores it and writes a page of its "
+                "own, <run>/evaluate/site_b/page.html. To show cohorts in the run's report, list them in the study "
+                "file (evaluate.cohorts).")
+
+
+def _add_study_flags(p, config_required=True):
+    p.add_argument("-c", "--config", required=config_required, type=Path, help="study file (YAML)")
     p.add_argument("--manifest", type=Path, help="manifest CSV (overrides `manifest:`)")
     p.add_argument("--output", type=Path, help="run folder (overrides `output:`)")
     p.add_argument("--seed", type=int, help="seed for everything random (overrides `seed:`)")
@@ -144,9 +150,13 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, stage in STAGES.items():
-        p = sub.add_parser(name, help=stage.summary, description=stage.description,
+        p = sub.add_parser(name, help=stage.summary, description=stage.description + (
+                               EVALUATE_RUN if name == "evaluate" else ""),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        _add_study_flags(p)
+        _add_study_flags(p, config_required=name != "evaluate")
+        if name == "evaluate":
+            p.add_argument("--run", type=Path, help="a fitted run folder (instead of -c): evaluate it on --manifest")
+            p.add_argument("--name", help="with --run: the cohort's name (its results go to <run>/evaluate/<name>/)")
         _add_stage_flags(p, [stage])
         _add_trust_pickle(p, [stage])
 
@@ -236,6 +246,26 @@ def cmd_stage(args):
     return 0
 
 
+def cmd_evaluate(args):
+    if args.run is None:
+        if args.config is None or args.name:
+            raise ConfigError("evaluate: give -c STUDY (the cohorts of evaluate.cohorts), or --run DIR --manifest "
+                              "CSV --name NAME (one more cohort for a fitted run)")
+        return cmd_stage(args)
+    from pipeline.evaluate_command import evaluate_cohort  # noqa: PLC0415
+
+    if args.config is not None or args.manifest is None or not args.name:
+        raise ConfigError("evaluate --run DIR needs --manifest CSV and --name NAME (and no -c)")
+    stage = STAGES["evaluate"]
+    extra = [pair for pair in study_overrides(args, [stage]) if pair[0] != ["manifest"]]
+    outcome, page = evaluate_cohort(args.run, args.manifest, args.name, extra, force=args.force,
+                                    show_progress=not args.no_progress, wait=not args.no_wait,
+                                    options=_model_options(args, [stage]).get("evaluate", {}))
+    _print_outcome(outcome)
+    print(f"evaluate: page of cohort '{args.name}': {page}")
+    return 0
+
+
 def cmd_run(args):
     from pipeline.runner import run_all  # noqa: PLC0415
 
@@ -276,7 +306,7 @@ def cmd_import(args):
     return 0
 
 
-COMMANDS = {**{name: cmd_stage for name in STAGES}, "run": cmd_run, "predict": cmd_predict, "import": cmd_import,
+COMMANDS = {**{name: cmd_stage for name in STAGES}, "evaluate": cmd_evaluate, "run": cmd_run, "predict": cmd_predict, "import": cmd_import,
             "demo": cmd_demo}
 
 

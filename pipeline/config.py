@@ -217,6 +217,8 @@ def validate(raw, base_dir, source="study file", path=None, flags=()):
         raise ConfigError(f"Invalid {source}" + (f" {path}" if path else "") + ":", errors,
                           hint="Fix these keys (see `run_pipeline.py --help` and configs/demo.yaml).")
     base_dir = Path(base_dir)
+    # sections naming files of their own (evaluate's cohort manifests) resolve them like `manifest`
+    sections = {n: (sec.resolved(base_dir) if hasattr(sec, "resolved") else sec) for n, sec in sections.items()}
     return Study(name=top.study, seed=top.seed, patient_column=top.patient_column,
                  manifest_path=(base_dir / top.manifest).resolve(), run_dir=(base_dir / top.output).resolve(),
                  path=Path(path) if path is not None else None, label=label,

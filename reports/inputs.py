@@ -32,6 +32,7 @@ class ReportInputs:
     provenance: {"commands", "config", "versions", "fingerprints": {"design", "fit"}, "seed"}; the
         weights table comes from design_meta["blocks"].
     seed: the study's seed, for the SHAP background and row samples.
+    evaluation: the evaluate stage's results (see reports.evaluation_sections), when fresh.
     """
     title: str
     design_meta: dict
@@ -48,6 +49,7 @@ class ReportInputs:
     provenance: dict
     settings: ReportSettings
     seed: int
+    evaluation: dict | None = None   # {"status", "command", "data", "tables", "missing_modality"} of evaluate
 
     @property
     def layout(self):

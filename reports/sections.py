@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from . import plots, stats
+from .evaluation_sections import clinical_evaluation, external_validation, guideline_summary
 from .shap_section import shap_section
 
 LOWER_IS_BETTER = {"brier"}
@@ -236,7 +237,10 @@ SECTIONS = [
     Section("significance", "Significance", significance),
     Section("ablations", "Ablations", ablation),
     Section("embeddings", "Embeddings", embeddings),
+    Section("clinical", "Clinical evaluation", clinical_evaluation),
+    Section("external", "External validation", external_validation),
     Section("shap", "SHAP attributions", shap_section),
+    Section("guideline", "Reporting guidelines", guideline_summary),
     Section("provenance", "Provenance", provenance),
 ]
 

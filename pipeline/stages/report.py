@@ -49,7 +49,21 @@ def _occlusion(inputs, status, commands):
     return {"status": status, "command": commands["explain"], "meta": meta, "maps": maps}
 
 
-def load_inputs(inputs, study, run_record, explain_status, stages):
+EVALUATE_TABLES = ("predictions", "metrics_table", "operating_points", "decision_curve", "subgroups", "excluded")
+
+
+def _evaluation(inputs, status, commands):
+    """The evaluate stage's results when they match the run, else how to make them."""
+    out = {"status": status, "command": commands["evaluate"]}
+    if status != "ok":
+        return out
+    data = inputs.read("evaluate:evaluation")
+    tables = {name: {a: inputs.read(f"evaluate:{a}", cohort=name) for a in EVALUATE_TABLES
+                     if inputs.has(f"evaluate:{a}", cohort=name)} for name in data["sets"]}
+    return {**out, "data": data, "tables": tables, "missing_modality": inputs.read("evaluate:missing_modality")}
+
+
+def load_inputs(inputs, study, run_record, explain_status, stages, evaluate_status="missing"):
     """Everything the page shows, read from the committed run (verified) and the study."""
     from reports import ReportInputs  # noqa: PLC0415
     from reports.inputs import ReportSettings as PageSettings  # noqa: PLC0415
@@ -67,6 +81,7 @@ def load_inputs(inputs, study, run_record, explain_status, stages):
         holdout=inputs.read("fit:holdout_predictions"), pca_diagnostics=inputs.read("fit:pca"),
         pca_components=metrics["config"]["pca_components"], load_model=load_model,
         occlusion=_occlusion(inputs, explain_status, commands),
+        evaluation=_evaluation(inputs, evaluate_status, commands),
         provenance={"commands": list(commands.values()), "config": study.to_dict(), "versions": metrics["versions"],
                     "fingerprints": {"design": design.meta["fingerprint"], "fit": metrics["fingerprint"]},
                     "seed": study.seed},
@@ -79,7 +94,9 @@ def compute(ctx):
     from reports import build_page, render_report  # noqa: PLC0415
 
     page, tables = build_page(load_inputs(ctx.inputs, ctx.study, ctx.run_record, ctx.optional.get("explain"),
-                                           ctx.run_order))
+                                           ctx.run_order, ctx.optional.get("evaluate", "missing")))
+    guideline = next(s["data"] for s in page["sections"] if s["id"] == "guideline")
+    ctx.out.write_text("guideline", guideline["markdown"])
     for name, table in tables.items():
         ctx.out.write_csv("table", table, name=name)
     ctx.out.write_text("tables", json.dumps({n: t.to_dict(orient="records") for n, t in tables.items()},
@@ -99,9 +116,11 @@ STAGE = Stage(
                 "Nothing is refitted.",
     config=("report", "seed"),
     reads=("fuse:design", "fuse:design_meta", "fit:metrics", "fit:cv_predictions", "fit:holdout_predictions",
-           "fit:model", "fit:model_info", "fit:pca", "explain:occlusion"),
-    optional=("explain",),
+           "fit:model", "fit:model_info", "fit:pca", "explain:occlusion", "evaluate:evaluation",
+           "evaluate:missing_modality", *(f"evaluate:{a}" for a in EVALUATE_TABLES)),
+    optional=("explain", "evaluate"),
     writes=(Artifact("page", "report.html", "the page"), Artifact("table", "{name}.csv", "each table"),
+            Artifact("guideline", "guideline.md", "the TRIPOD+AI / CLAIM items the run fills, as markdown"),
             Artifact("tables", "tables.json", "every table as JSON")),
     compute=compute, settings=ReportSettings, message=lambda o: f"report: {o.summary['page']}",
     flags=(Flag("--hide-case-ids", "report.hide_case_ids", "show cases as 'case 1..n' (also report.hide_case_ids)",
