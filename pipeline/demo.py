@@ -26,24 +26,32 @@ def demo_study_dict(seed=0):
         "clinical": dict(DEMO_CLINICAL_COLUMNS),
         "extract": {"backbones": list(DEFAULT_BACKBONES), "weights": "imagenet",
                     "allow_random_fallback": True},
+        "evaluate": {"cohorts": [{"name": "site_b", "manifest": "site_b/manifest.csv"}],
+                     "subgroups": ["density", "age", "family_history"], "subgroup_min_n": 10},
     }
 
 
+SITE_B_SHARE = 2    # site b has half as many cases as the demo (at least 20)
+
+
 def _make_data(out, cases, seed):
-    """Generate the data unless the same cases and seed are already there (it is deterministic)."""
-    data = out / "data"
-    stamp = data / ".generated"
-    want = f"cases={cases} seed={seed}"
-    if stamp.is_file() and stamp.read_text() == want and (data / "manifest.csv").is_file():
-        return
-    log.info("making %d synthetic demo cases in %s", cases, data)
-    make_demo_study(data, n_cases=cases, seed=seed)
-    stamp.write_text(want)
+    """Generate the data (the demo's site and a second, shifted site to evaluate on) unless the same
+    cases and seed are already there (it is deterministic)."""
+    for folder, n, site in (("data", cases, "a"), ("site_b", max(20, cases // SITE_B_SHARE), "b")):
+        data = out / folder
+        stamp = data / ".generated"
+        want = f"cases={n} seed={seed} site={site}"
+        if stamp.is_file() and stamp.read_text() == want and (data / "manifest.csv").is_file():
+            continue
+        log.info("making %d synthetic demo cases (site %s) in %s", n, site, data)
+        make_demo_study(data, n_cases=n, seed=seed, site=site)
+        stamp.write_text(want)
 
 
 def run_demo(args, overrides):
     from pipeline.console import format_metrics_table  # noqa: PLC0415
     from pipeline.runner import run_all  # noqa: PLC0415
+    from pipeline.stages import STAGES  # noqa: PLC0415
 
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -60,6 +68,7 @@ def run_demo(args, overrides):
     print(f"demo: fuse: {fuse['n_train']} training / {fuse['n_test']} held-out cases; fit: models and "
           f"metrics in {out / 'models'}")
     print(format_metrics_table(fit["headline"]))
+    print(STAGES["evaluate"].message(done["evaluate"]))
     print(f"demo: report: open {done['report'].summary['page']} in a browser")
     if extract["fallback"]:
         print("demo: WARNING: ImageNet weights were not available; these embeddings come from SEEDED "

@@ -192,3 +192,75 @@ def test_ultrasound_lesions_look_different_by_label(study):
 def test_impossible_settings_are_refused_with_a_clear_error(tmp_path, kwargs):
     with pytest.raises(FeaturesError, match="|".join(kwargs)):
         make_demo_study(tmp_path, **kwargs)
+
+
+# --------------------------------------------------------------------------- sites
+
+SMALL = {"n_cases": 12, "seed": 3, "mammo_size": 96, "us_size": 80}
+# sha256 of manifest.csv for SMALL, as the generator wrote it before sites existed.
+SITE_A_SMALL_MANIFEST = "0d762092ca032aa1a144319e85dadf6fb4f14e77badab736862cd8361328e3ef"
+
+
+@pytest.fixture(scope="module")
+def two_sites(tmp_path_factory):
+    """Sites a and b with the same seed and size: the shift is all that differs."""
+    root = tmp_path_factory.mktemp("sites")
+    return {site: make_demo_study(root / site, n_cases=40, seed=0, mammo_size=96, us_size=80,
+                                  site=site) for site in ("a", "b")}
+
+
+def test_site_a_is_the_default_byte_for_byte(tmp_path):
+    default = make_demo_study(tmp_path / "default", **SMALL)
+    site_a = make_demo_study(tmp_path / "a", **SMALL, site="a")
+    assert _hashes(default.parent) == _hashes(site_a.parent)
+    assert hashlib.sha256(site_a.read_bytes()).hexdigest() == SITE_A_SMALL_MANIFEST
+
+
+def test_site_b_has_the_same_columns_and_other_images(two_sites):
+    a, b = (_read(two_sites[s]) for s in ("a", "b"))
+    assert list(b.columns) == MANIFEST_COLUMNS == list(a.columns)
+    images_a = {v for k, v in _hashes(two_sites["a"].parent).items() if k.endswith(".png")}
+    images_b = {v for k, v in _hashes(two_sites["b"].parent).items() if k.endswith(".png")}
+    assert images_b and not images_a & images_b
+
+
+def test_site_b_ids_and_paths_never_collide_with_site_a(two_sites):
+    a, b = (_read(two_sites[s]) for s in ("a", "b"))
+    for column in ("case_id", "patient_id", "mammography_path", "ultrasound_path"):
+        assert not (set(a[column]) - {""}) & (set(b[column]) - {""}), column
+    assert b["case_id"].str.startswith("demoB_").all()
+    assert b["case_id"].is_unique and 1 <= b["patient_id"].nunique() < len(b)
+
+
+@pytest.mark.parametrize("site, share", [("a", 0.40), ("b", 0.30)])
+def test_malignant_share_follows_the_site_prior(two_sites, site, share):
+    df = _read(two_sites[site])
+    assert (df["label"] == "malignant").mean() == pytest.approx(share, abs=1 / len(df))
+
+
+def _noise_level(path):
+    """Median absolute residual after a 3x3 median filter, inside the imaged tissue."""
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    residual = image.astype(np.float32) - cv2.medianBlur(image, 3).astype(np.float32)
+    return float(np.median(np.abs(residual[image > 20])))
+
+
+@pytest.mark.parametrize("column", ["mammography_path", "ultrasound_path"])
+def test_site_b_images_are_noisier_than_site_a(two_sites, column):
+    levels = {}
+    for site, manifest in two_sites.items():
+        df = _read(manifest)
+        listed = df.loc[df[column] != "", column]
+        levels[site] = [_noise_level(manifest.parent / rel) for rel in listed]
+    assert max(levels["a"]) < min(levels["b"])
+
+
+def test_site_b_readme_names_the_site(two_sites):
+    assert "site b" in (two_sites["b"].parent / "README.md").read_text()
+    assert "site" not in (two_sites["a"].parent / "README.md").read_text()  # the demo's old text
+
+
+def test_an_unknown_site_is_refused_naming_the_choices(tmp_path):
+    with pytest.raises(FeaturesError, match=r"unknown demo site 'c'.*'a', 'b'"):
+        make_demo_study(tmp_path, site="c")
+    assert not any(tmp_path.iterdir())

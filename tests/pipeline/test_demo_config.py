@@ -17,6 +17,8 @@ def test_demo_config_is_valid_and_matches_the_demo_command():
     written = demo_study_dict(seed=0)
     for key in ("study", "seed", "label", "patient_column", "modalities", "clinical", "extract"):
         assert raw[key] == written[key], key
+    assert raw["evaluate"]["subgroups"] == written["evaluate"]["subgroups"]
+    assert [c["name"] for c in raw["evaluate"]["cohorts"]] == [c["name"] for c in written["evaluate"]["cohorts"]]
 
 
 def test_every_example_study_is_valid_and_its_manifest_checks_out():
