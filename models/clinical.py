@@ -350,5 +350,8 @@ def subgroup_table(is_pos, score, labels, threshold, groups=None, min_n=20, n_bo
         d = d[~np.isnan(d)]
         p = 2 * min(np.mean(d <= 0), np.mean(d >= 0)) if d.size else np.nan
         row["p_heterogeneity"] = float(min(p, 1.0))
-        row["flagged"] = bool(live and p < 0.05)
+        # a difference from a "rest" too small to estimate an AUC on is no evidence either way
+        rest = lab != name
+        rest_ok = rest.sum() >= min_n and 0 < y[rest].sum() < rest.sum()
+        row["flagged"] = bool(live and rest_ok and p < 0.05)
     return pd.DataFrame(rows, columns=_COLUMNS)

@@ -350,3 +350,14 @@ def test_parse_operating_point_accepted_forms(spec, expected):
 def test_parse_operating_point_refuses_other_forms_and_names_the_accepted_ones(spec):
     with pytest.raises(ValueError, match=re.escape("'youden', {'sensitivity': v}")):
         parse_operating_point(spec)
+
+
+def test_a_subgroup_is_not_flagged_against_a_rest_too_small_to_judge():
+    rng = np.random.default_rng(3)
+    y = np.r_[rng.random(40) < 0.4, [True, False, True]]
+    score = np.r_[np.where(y[:40], 0.7, 0.3) + rng.normal(0, 0.1, 40), [0.1, 0.9, 0.2]]
+    labels = np.array(["big"] * 40 + ["small"] * 3, dtype=object)
+    table = subgroup_table(y, score, labels, threshold=0.5, min_n=10, n_boot=300, random_state=0)
+    big = table.set_index("subgroup").loc["big"]
+    assert big.p_heterogeneity < 0.05        # the rest (3 cases, all ranked wrongly) does differ ...
+    assert not big.flagged                   # ... but 3 cases are too few to say the subgroup differs
