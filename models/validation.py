@@ -106,25 +106,26 @@ def learner_evaluation(y, proba, classes, positive, groups, points, s):
             "ci": {m: _interval(ci[m]) for m in METRICS}, "targets": per_target}
 
 
-def auc_draws(y, proba, classes, positive, groups, s):
-    """The AUC's bootstrap draws (patients resampled), for differences between independent sets."""
+def auc_with_draws(y, proba, classes, positive, groups, s):
+    """A set's AUC and its bootstrap draws (patients resampled), for differences between independent
+    sets; made once per set and learner."""
     stat = metrics_of_rows(y, proba, classes, positive, ["roc_auc"])
-    return np.asarray([stat(idx)["roc_auc"] for idx in clinical.resample_indices(
+    draws = np.asarray([stat(idx)["roc_auc"] for idx in clinical.resample_indices(
         len(y), groups=groups, strata=np.asarray(y), n_boot=s.n_boot, random_state=s.seed)], dtype=float)
+    return stat(np.arange(len(y)))["roc_auc"], draws
 
 
 def auc_difference(internal, external, classes, positive, s):
-    """External minus internal AUC (``(y, proba, groups)`` each), with the percentile interval of
-    independent bootstrap draws of the two sets."""
-    def point(y, proba):
-        return metrics_of_rows(y, proba, classes, positive, ["roc_auc"])(np.arange(len(y)))["roc_auc"]
-
-    diff = auc_draws(*external[:2], classes, positive, external[2], s) \
-        - auc_draws(*internal[:2], classes, positive, internal[2], s)
+    """External minus internal AUC, with the percentile interval of independent bootstrap draws of
+    the two sets (``internal``: ``auc_with_draws`` of the held-out split; ``external``: its
+    ``(y, proba, groups)``)."""
+    (point_i, draws_i), (point_e, draws_e) = internal, auc_with_draws(*external[:2], classes, positive,
+                                                                      external[2], s)
+    diff = draws_e - draws_i
     diff = diff[np.isfinite(diff)]
     tail = (1 - s.level) / 2 * 100
     ci = [float(np.percentile(diff, tail)), float(np.percentile(diff, 100 - tail))] if diff.size else [None, None]
-    return {"value": _clean(float(point(*external[:2]) - point(*internal[:2]))), "ci": ci}
+    return {"value": _clean(float(point_e - point_i)), "ci": ci}
 
 
 def subgroups(is_pos, score, columns, threshold, groups, s, bands=None):
@@ -138,11 +139,6 @@ def subgroups(is_pos, score, columns, threshold, groups, s, bands=None):
         table.insert(0, "column", column)
         frames.append(table)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def decision_curve(is_pos, scores):
-    """Net benefit of each named score against treat-all and treat-none (Vickers & Elkin)."""
-    return clinical.decision_curve(is_pos, scores)
 
 
 def withheld(frame, layout, modality):

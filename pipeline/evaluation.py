@@ -71,19 +71,21 @@ class Scorer:
         self.models = {n: ctx.inputs.model(n) for n in self.learners}
         self.focus = _focus(self.learners, self.metrics)
 
-    def probabilities(self, frame):
+    def predict(self, learner, frame):
+        """One saved model's probabilities on design rows, columns in the run's class order."""
         from pipeline.cohort import model_rows  # noqa: PLC0415
 
-        out = {}
-        for n, (model, info) in self.models.items():
-            proba = model.predict_proba(model_rows(frame, info, n))
-            order = [list(info["classes"]).index(c) for c in self.classes]
-            out[n] = np.asarray(proba, float)[:, order]
-        return out
+        model, info = self.models[learner]
+        proba = model.predict_proba(model_rows(frame, info, learner))
+        return np.asarray(proba, float)[:, [list(info["classes"]).index(c) for c in self.classes]]
+
+    def probabilities(self, frame):
+        return {n: self.predict(n, frame) for n in self.learners}
 
     def score(self, name, ids, y, groups, probas, columns):
         """One set's results and tables; ``y`` None: predictions only."""
         from models import validation as v  # noqa: PLC0415
+        from models.clinical import decision_curve  # noqa: PLC0415
 
         s, classes, positive = self.settings, self.classes, self.positive
         tables = {"predictions": _long_predictions(ids, y, probas, classes)}
@@ -107,7 +109,7 @@ class Scorer:
                                     for i, e in enumerate(("low", "high"))}, **op["confusion"]})
             if is_pos.all() or not is_pos.any():
                 continue
-            curve = v.decision_curve(is_pos, {n: probas[n][:, classes.index(t)] for n in self.focus})
+            curve = decision_curve(is_pos, {n: probas[n][:, classes.index(t)] for n in self.focus})
             curve.insert(0, "target", t)
             curves.append(curve)
             for n in self.focus[:1]:
@@ -127,9 +129,11 @@ class Scorer:
         return summary, tables
 
 
-def _missing_modality(scorer, rows, y, groups):
-    """The stack with each modality withheld from every held-out case, beside the ablation refits."""
+def _missing_modality(scorer, rows, y, groups, probas):
+    """The stack with each modality withheld from every held-out case, beside the ablation refits
+    (``probas``: every learner's probabilities on ``rows`` with all modalities)."""
     from models import validation as v  # noqa: PLC0415
+    from models.clinical import bootstrap_interval  # noqa: PLC0415
     from models.metrics import metrics_of_rows  # noqa: PLC0415
 
     layout = scorer.design.meta["layout"]
@@ -141,22 +145,14 @@ def _missing_modality(scorer, rows, y, groups):
 
     def auc_row(what, proba, source):
         stat = metrics_of_rows(y, proba, classes, positive, ["roc_auc"])
-        from models.clinical import bootstrap_interval  # noqa: PLC0415
-
         low, high = bootstrap_interval(lambda idx: stat(idx)["roc_auc"], len(y), groups=groups, strata=y,
                                        n_boot=s.n_boot, random_state=s.seed, level=s.level)
         return {"model": what, "withheld": source, "auc": stat(np.arange(len(y)))["roc_auc"],
                 "auc_low": low, "auc_high": high, "interval": "patient-level bootstrap"}
 
-    full = scorer.probabilities(rows)[learner]
-    out = [auc_row(f"{learner} (all modalities)", full, "")]
-    model, info = scorer.models[learner]
-    from pipeline.cohort import model_rows  # noqa: PLC0415
-
+    out = [auc_row(f"{learner} (all modalities)", probas[learner], "")]
     for m in modalities:
-        proba = model.predict_proba(model_rows(v.withheld(rows, layout, m), info, learner))
-        order = [list(info["classes"]).index(c) for c in classes]
-        row = auc_row(f"{learner}, {m} withheld", np.asarray(proba, float)[:, order], m)
+        row = auc_row(f"{learner}, {m} withheld", scorer.predict(learner, v.withheld(rows, layout, m)), m)
         row["auc_change"] = row["auc"] - out[0]["auc"]
         out.append(row)
     for name, rec in scorer.metrics["learners"].items():
@@ -217,9 +213,12 @@ def evaluate_run(ctx, internal, cohort_folder):
     tables["excluded"] = pd.DataFrame(columns=["case_id", "reason"])
     internal_tables = tables
     _write(ctx, internal, tables)
-    missing, sets[internal]["missing_modality"] = _missing_modality(scorer, rows, y, groups)
+    missing, sets[internal]["missing_modality"] = _missing_modality(scorer, rows, y, groups, probas)
     ctx.out.write_csv("missing_modality", missing)
-    internal_data, pages = (y, probas, groups), {}
+    pages = {}
+    # the held-out AUC and its bootstrap draws, once: every cohort's change is measured against them
+    internal_auc = {n: v.auc_with_draws(y, probas[n], classes, scorer.positive, groups, scorer.settings)
+                    for n in scorer.learners} if study.evaluate.cohorts else {}
     for cohort in study.evaluate.cohorts:
         name = cohort["name"]
         embedded = embed_cohort(study, ctx.run_record, cohort["manifest"], cohort_folder(study.run_dir, name),
@@ -240,9 +239,8 @@ def evaluate_run(ctx, internal, cohort_folder):
         tables["excluded"] = pd.DataFrame(sets[name]["excluded"], columns=["case_id", "reason"])
         if labels is not None and len(ids_c):
             sets[name]["auc_change"] = {
-                n: v.auc_difference((internal_data[0], internal_data[1][n], internal_data[2]),
-                                    (labels[keep], probas_c[n], groups_c), classes, scorer.positive, scorer.settings)
-                for n in scorer.learners}
+                n: v.auc_difference(internal_auc[n], (labels[keep], probas_c[n], groups_c), classes, scorer.positive,
+                                    scorer.settings) for n in scorer.learners}
         _write(ctx, name, tables)
         pages[name] = tables
         log.info("evaluate: cohort %s: %d case(s) scored, %d left out", name, len(ids_c), len(excluded))
