@@ -54,3 +54,31 @@ def assemble_design(case_ids, clinical_frame, tables, clinical_types):
     layout = {"blocks": blocks, "clinical": dict(clinical_types), "indicators": list(indicators),
               "block_indicators": block_indicators}
     return frame, layout
+
+
+def pool_views(table, pool, views):
+    """A modality's table with several views per case as the blocks the design gets.
+
+    ``mean``/``max``: one row per case over the views it has (``{"": table}``); ``concat``: one table
+    per view (``{view: table}``), so a missing view is a missing block with its own indicator.
+    """
+    from features.store import EmbeddingTable  # noqa: PLC0415
+
+    row_views = table.views or [None] * len(table.case_ids)
+    if pool == "concat":
+        out = {}
+        for view in views:
+            rows = [i for i, v in enumerate(row_views) if v == view]
+            out[view] = EmbeddingTable([table.case_ids[i] for i in rows], [table.keys[i] for i in rows],
+                                       table.embeddings[rows], table.attrs, table.feature_names)
+        return out
+    order = list(dict.fromkeys(table.case_ids))
+    at = {c: [] for c in order}
+    for i, c in enumerate(table.case_ids):
+        at[c].append(i)
+    reduce = np.mean if pool == "mean" else np.max
+    width = table.embeddings.shape[1]
+    emb = (np.stack([reduce(table.embeddings[at[c]], axis=0) for c in order]) if order
+           else np.zeros((0, width), np.float32))
+    keys = ["+".join(table.keys[i] for i in at[c]) for c in order]
+    return {"": EmbeddingTable(order, keys, emb, table.attrs, table.feature_names)}

@@ -17,6 +17,7 @@ import numpy as np
 from features.errors import ImageError
 from features.imageio import read_gray, read_mask
 from features.preprocess import preprocess
+from features.roi import RoiShape
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ class ImageJob:
 
     case_id: str
     path: Path
-    mask_path: Path | None = None
+    mask_path: Path | RoiShape | None = None     # a mask file, or a lesion drawn from circle/box geometry
     keys: dict = field(default_factory=dict)  # extractor name -> content key
 
 
@@ -66,7 +67,16 @@ def load_preprocessed(path, mask_path, spec, allow_blank=False):
     if notes and not allow_blank:
         raise ImageError(path, "; ".join(notes) + " (set extract.allow_blank: true to embed it anyway)")
     mask = None
-    if mask_path is not None:
+    if isinstance(mask_path, RoiShape):
+        mask = mask_path.mask(gray.shape[:2])
+        if not mask.any():
+            problem = (f"its ROI ({mask_path.text()[len('roi:'):]}) lies outside the {gray.shape[1]}x{gray.shape[0]} "
+                       "px image: check the ROI's frame (the original image size) and origin")
+            if spec.roi_crop:
+                raise ImageError(path, problem)
+            notes.append(problem)
+            mask = None
+    elif mask_path is not None:
         mask = read_mask(mask_path)
         problems = []
         if mask.shape != gray.shape[:2]:

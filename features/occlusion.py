@@ -70,11 +70,13 @@ def thumbnail(gray, max_side=200):
 
 
 def occlusion_scorer(predict_proba, design_row, block_columns, embedders, mask, resize_mode, flip_tta, k,
-                     advance=None):
+                     advance=None, pool=None):
     """images -> one class's probability with a modality's blocks re-embedded from each image.
 
     design_row: the case's one-row design frame; block_columns: backbone -> its columns there;
-    embedders: backbone -> embedder; predict_proba: the saved model's (fitted elsewhere).
+    embedders: backbone -> embedder; predict_proba: the saved model's (fitted elsewhere);
+    pool: optional (backbone, embeddings of this view) -> the block's values, for a view pooled
+    with the case's other views (their embeddings unchanged).
     """
     import pandas as pd  # noqa: PLC0415
 
@@ -92,6 +94,8 @@ def occlusion_scorer(predict_proba, design_row, block_columns, embedders, mask, 
         for name, embedder in embedders.items():
             cols = block_columns[name]
             emb = embed_prepared(embedder, prepared[name])
+            if pool is not None:
+                emb = pool(name, emb)
             if emb.shape[1] != len(cols):
                 raise ValueError(f"{name} gives {emb.shape[1]} values per image, the model expects {len(cols)}")
             rows[cols] = emb.astype(np.float64)

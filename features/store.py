@@ -29,6 +29,7 @@ class EmbeddingTable:
     embeddings: np.ndarray
     attrs: dict = field(default_factory=dict)
     feature_names: list | None = None
+    views: list | None = None          # per row, the view it embeds (modalities with views), else None
 
     def __post_init__(self):
         self.embeddings = np.asarray(self.embeddings, dtype=np.float32)
@@ -51,6 +52,8 @@ def write_table(path, table):
             f.create_dataset("case_ids", data=np.array(table.case_ids, dtype=object), dtype=_STR)
             f.create_dataset("keys", data=np.array(table.keys, dtype=object), dtype=_STR)
             f.create_dataset("embeddings", data=table.embeddings, dtype="float32")
+            if table.views is not None:
+                f.create_dataset("views", data=np.array([v or "" for v in table.views], dtype=object), dtype=_STR)
             if table.feature_names is not None:
                 f.create_dataset("feature_names", data=np.array(table.feature_names, dtype=object),
                                  dtype=_STR)
@@ -91,9 +94,11 @@ def read_table(path):
     try:
         with h5py.File(path, "r") as f:
             names = _decode(f["feature_names"][()]) if "feature_names" in f else None
+            views = [v or None for v in _decode(f["views"][()])] if "views" in f else None
             attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
             return EmbeddingTable(case_ids=_decode(f["case_ids"][()]), keys=_decode(f["keys"][()]),
-                                  embeddings=f["embeddings"][()], attrs=attrs, feature_names=names)
+                                  embeddings=f["embeddings"][()], attrs=attrs, feature_names=names,
+                                  views=views)
     except (OSError, KeyError, ValueError) as exc:
         log.warning("ignoring unreadable embedding file %s (%s); it will be recomputed", path, exc)
         return None

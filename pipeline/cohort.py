@@ -37,7 +37,10 @@ def cohort_study(study, record, manifest_path, out_dir):
 def check_columns(study, path):
     """The columns the run was fitted with are all there (cells may be empty)."""
     header = read_header(path)
-    missing = [m.path_column for m in study.modalities.values() if m.path_column not in header]
+    from pipeline.manifest.roi import roi_columns  # noqa: PLC0415
+
+    missing = [c for m in study.modalities.values() for src in m.sources
+               for c in (src.path_column, *roi_columns(src.roi)) if c not in header]
     missing += [c for c in study.clinical if c not in header]
     if missing:
         raise ManifestError(f"Manifest {path} does not match the run: missing column(s) {', '.join(missing)}",
@@ -68,8 +71,11 @@ def embed_cohort(study, record, manifest_path, out_dir, cache_from, show_progres
                         options={"extract": {"cache_from": [Path(p) for p in cache_from]}})
     embedded = Session(new, labelled=False, check_images=False)
     manifest = embedded.manifest
-    tables = {(m, b.name): embedded.catalog.read("extract:embeddings", modality=m, backbone=b.name)
-              for m in new.modalities for b in new.backbones}
+    from pipeline.modalities import design_tables  # noqa: PLC0415
+
+    tables = design_tables(new.modalities, {
+        (m, b.name): embedded.catalog.read("extract:embeddings", modality=m, backbone=b.name)
+        for m in new.modalities for b in new.backbones})
     frame, _ = assemble_design(manifest.frame["case_id"], manifest.frame, tables, dict(new.clinical))
     return Cohort(manifest=manifest, frame=frame, study=new, notes=list(outcome.summary.get("notes", [])))
 
@@ -111,8 +117,8 @@ def cohort_fingerprint(session, manifest_path):
     if not path.is_file():
         return {"manifest": None}
     frame, _, _ = read_cells(path)
-    columns = [c for m in session.study.modalities.values() for c in (m.path_column, m.mask_column)
-               if c and c in frame.columns]
+    columns = [c for m in session.study.modalities.values() for src in m.sources
+               for c in (src.path_column, src.mask_column) if c and c in frame.columns]
     files = sorted({str((path.parent / cell).resolve()) for c in columns for cell in frame[c] if cell})
     present = [f for f in files if Path(f).is_file()]
     found = session.hashes.many(present) if present else {}

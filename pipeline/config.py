@@ -16,14 +16,12 @@ from types import MappingProxyType
 
 import yaml
 
-from features.preprocess_spec import PreprocessSpec
 from models.layout import CLINICAL_KINDS
 from pipeline import settings as s
 from pipeline.errors import ConfigError
+from pipeline.modalities import Modality, modalities as _modalities  # noqa: F401  (Modality: re-exported)
 from pipeline.stages import STAGES
 
-_PREPROCESS_KEYS = tuple(f.name for f in dataclasses.fields(PreprocessSpec))
-MODALITY_KEYS = ("path_column", "mask_column", "preprocessing")
 
 
 @dataclass(frozen=True)
@@ -49,18 +47,6 @@ class LabelSettings:
                            "labels whose cases are excluded (counted and listed)")
     normalise: bool = s.setting(False, s.boolean, "true or false",
                                 "read labels that differ only in case or spaces as one (lower case, single spaces)")
-
-
-@dataclass(frozen=True)
-class Modality:
-    name: str
-    path_column: str
-    mask_column: str | None
-    preprocess: PreprocessSpec
-
-    def to_dict(self):
-        return {"path_column": self.path_column, "mask_column": self.mask_column,
-                "preprocessing": self.preprocess.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -116,47 +102,6 @@ class Study:
         """The same study with more ``(keys, value)`` overrides (also added to its flags)."""
         raw = apply_overrides(self.to_dict(), overrides)
         return validate(raw, Path.cwd(), path=self.path, flags=self.flags + tuple(flag_text(k, v) for k, v in overrides))
-
-
-def _modalities(mods, errors):
-    if not isinstance(mods, dict) or not mods:
-        errors.append("modalities: expected a mapping of modality name to settings, e.g. "
-                      "{mammography: {path_column: mammography_path}}")
-        return {}
-    out = {}
-    for name, settings in mods.items():
-        where = f"modalities.{name}"
-        settings = {} if settings is None else settings
-        if not isinstance(settings, dict):
-            errors.append(f"{where}: expected a mapping, got {settings!r}")
-            continue
-        for key in settings:
-            if key not in MODALITY_KEYS:
-                s.unknown_key(key, MODALITY_KEYS, f"{where}.", errors)
-        path_column = settings.get("path_column", f"{name}_path")
-        mask_column = settings.get("mask_column")
-        if not s.text(path_column):
-            errors.append(f"{where}.path_column: expected a column name, got {path_column!r}")
-        if not s.opt_text(mask_column):
-            errors.append(f"{where}.mask_column: expected a column name or null, got {mask_column!r}")
-        prep = settings.get("preprocessing") or {}
-        if not isinstance(prep, dict):
-            errors.append(f"{where}.preprocessing: expected a mapping, got {prep!r}")
-            continue
-        bad = [k for k in prep if k not in _PREPROCESS_KEYS]
-        for key in bad:
-            s.unknown_key(key, _PREPROCESS_KEYS, f"{where}.preprocessing.", errors)
-        prep = {k: v for k, v in prep.items() if k not in bad}
-        kind = prep.pop("kind", name if name in ("mammography", "ultrasound") else "none")
-        bad_fields = PreprocessSpec.problems(kind, **prep)
-        errors.extend(f"{where}.preprocessing.{field}: {message}" for field, message in bad_fields)
-        if bad_fields:
-            continue
-        spec = PreprocessSpec.for_modality(kind, **prep)
-        if spec.roi_crop and not mask_column:
-            errors.append(f"{where}.preprocessing.roi_crop: needs {where}.mask_column (the mask to crop to)")
-        out[str(name)] = Modality(str(name), path_column, mask_column, spec)
-    return out
 
 
 def _clinical(clinical, errors):

@@ -21,6 +21,7 @@ from features.backbones import resolve_weights
 from features.errors import WeightsError
 from features.extraction import ImageJob, run_extraction
 from features.hashing import hash_json
+from features.roi import RoiShape, is_roi_text
 from features.store import EmbeddingTable, read_table, write_table
 from pipeline.errors import ManifestError
 from pipeline.fingerprint import library_versions
@@ -190,7 +191,9 @@ def _table(ctx, target):
     keys = [target.keys[i] for i in have]
     dim = len(next(iter(target.done.values()))) if target.done else 0
     emb = np.stack([target.done[k] for k in keys]) if keys else np.zeros((0, dim), np.float32)
-    return EmbeddingTable([target.rows[i][0] for i in have], keys, emb, _attrs(ctx, target), target.feature_names)
+    views = [target.rows[i][6] if len(target.rows[i]) > 6 else None for i in have]
+    return EmbeddingTable([target.rows[i][0] for i in have], keys, emb, _attrs(ctx, target), target.feature_names,
+                          views if any(views) else None)
 
 
 def _save_checkpoints(ctx, targets):
@@ -222,6 +225,13 @@ def _spec_without_build(target):
             "weights_identity": target.choice.identity, "input_size": target.input_size}
 
 
+def lesion_of(cell):
+    """A row's lesion as extraction takes it: a mask file's path, an ROI drawn from geometry, or None."""
+    if not cell:
+        return None
+    return RoiShape.from_text(cell) if is_roi_text(cell) else Path(cell)
+
+
 def _embed_modality(ctx, modality, targets, embedders, checkpoint, notes):
     ex = ctx.study.extract
     mine = {t.name: t for t in targets if t.modality is modality and not t.unchanged}
@@ -230,7 +240,7 @@ def _embed_modality(ctx, modality, targets, embedders, checkpoint, notes):
     for i, row in enumerate(rows):
         keys = {n: t.keys[i] for n, t in mine.items() if t.keys[i] not in t.done}
         if keys:
-            jobs.append(ImageJob(row[0], Path(row[2]), Path(row[5]) if row[5] else None, keys))
+            jobs.append(ImageJob(row[0], Path(row[2]), lesion_of(row[5]), keys))
 
     def on_result(name, batch_jobs, emb):
         t = mine[name]

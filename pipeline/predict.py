@@ -64,7 +64,7 @@ def run_predict(run_dir, manifest_path, out_path, model="stack", show_progress=T
     frame = cohort.frame
     proba = estimator.predict_proba(model_rows(frame, meta, model))
     out = probabilities_frame(frame.index, proba, list(meta["classes"]))
-    for m in cohort.study.modalities:
+    for m in (b for mod in cohort.study.modalities.values() for b in mod.block_modalities()):
         out[f"has:{m}"] = (frame[f"missing:{m}"].to_numpy() == 0).astype(int)
     out["model"] = model
     with os_errors_as_user_errors("predict (writing the predictions)", out_path):

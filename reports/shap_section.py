@@ -89,10 +89,11 @@ def occlusion_summary(occlusion, case_label):
     for m in maps:
         case = case_label(m["case_id"])
         drops = np.asarray(m["drops"], float)
-        title = f"{case}, {m['modality']}"
+        where = m["modality"] + (f" ({m['view']} view)" if m.get("view") else "")
+        title = f"{case}, {where}"
         subtitle = [f"true {m['y_true']}, predicted {m['predicted']}", f"P({m['output']}) = {m['baseline']:.3f}"]
         panels.append(plots.occlusion_svg(m["image"], drops, title, subtitle))
-        flat.append({"case": case, "modality": m["modality"], "y_true": m["y_true"], "predicted": m["predicted"],
+        flat.append({"case": case, "modality": where, "y_true": m["y_true"], "predicted": m["predicted"],
                      "output": m["output"], "baseline": m["baseline"], "max_drop": float(np.nanmax(drops)),
                      "min_drop": float(np.nanmin(drops))})
     data = {"status": "ok", "command": occlusion["command"], "panels": panels, "grid": meta["settings"]["grid"],

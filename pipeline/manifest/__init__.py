@@ -48,10 +48,11 @@ class Manifest:
 
 def _required_columns(study, labelled=True):
     cols = [CASE_ID] + ([study.label_column] if labelled else [])
+    from pipeline.manifest.roi import roi_columns  # noqa: PLC0415
+
     for m in study.modalities.values():
-        cols.append(m.path_column)
-        if m.mask_column:
-            cols.append(m.mask_column)
+        for src in m.sources:
+            cols += [src.path_column] + ([src.mask_column] if src.mask_column else []) + roi_columns(src.roi)
     cols += list(study.clinical)
     if labelled and study.fuse.group_column:
         cols.append(study.fuse.group_column)
@@ -77,25 +78,50 @@ def _check_files(manifest, study, problems):
 
     frame = manifest.frame
     for m in study.modalities.values():
-        for column in filter(None, (m.path_column, m.mask_column)):
-            for i, cell in enumerate(frame[column]):
-                if cell == "":
-                    continue
-                problem = image_problem(manifest.resolve(cell))
-                if problem:
-                    problems.append(f"{line(i)}, column '{column}': {cell}: {problem}")
-        if m.mask_column:
-            lacking = (frame[m.mask_column] == "") & (frame[m.path_column] != "")
-            if m.preprocess.roi_crop and lacking.any():
-                log.warning("%d %s images have no mask in '%s'; they are used uncropped",
-                            int(lacking.sum()), m.name, m.mask_column)
+        for src in m.sources:
+            for column in filter(None, (src.path_column, src.mask_column)):
+                for i, cell in enumerate(frame[column]):
+                    if cell == "":
+                        continue
+                    problem = image_problem(manifest.resolve(cell))
+                    if problem:
+                        problems.append(f"{line(i)}, column '{column}': {cell}: {problem}")
+            if src.roi:
+                _check_rois(frame, src, problems)
+            if src.mask_column or src.roi:
+                lacking = ~_has_lesion(frame, src) & (frame[src.path_column] != "").to_numpy()
+                if m.preprocess.roi_crop and lacking.any():
+                    log.warning("%d %s images (column '%s') have no lesion given; they are used uncropped",
+                                int(lacking.sum()), m.name, src.path_column)
     if study.modalities:
         none = np.ones(len(frame), dtype=bool)
         for m in study.modalities.values():
-            none &= (frame[m.path_column] == "").to_numpy()
+            none &= ~m.has_image(frame)
         if none.all():
             problems.append("no row names an image in any modality column ("
-                            + ", ".join(m.path_column for m in study.modalities.values()) + ")")
+                            + ", ".join(c for m in study.modalities.values() for c in m.image_columns) + ")")
+
+
+def _has_lesion(frame, src):
+    from pipeline.manifest.roi import roi_columns  # noqa: PLC0415
+
+    columns = [src.mask_column] if src.mask_column else roi_columns(src.roi)
+    out = np.zeros(len(frame), bool)
+    for column in columns:
+        out |= (frame[column] != "").to_numpy()
+    return out
+
+
+def _check_rois(frame, src, problems):
+    """Every row's ROI cells read as geometry (all bad rows listed)."""
+    from pipeline.manifest.roi import roi_columns, row_roi  # noqa: PLC0415
+
+    columns = roi_columns(src.roi)
+    for i, row in enumerate(frame[columns].to_dict("records")):
+        try:
+            row_roi(src.roi, row)
+        except ValueError as exc:
+            problems.append(f"{line(i)}, ROI of column '{src.path_column}' ({', '.join(columns)}): {exc}")
 
 
 def _check_clinical(frame, study, problems, delimiter):

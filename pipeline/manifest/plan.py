@@ -23,12 +23,12 @@ def exclusions(study, frame, labels):
             out.append((case, f"label '{original}' is in label.drop"))
     if study.fuse.missing_modality == "drop":
         for modality in study.modalities.values():
-            for case, cell in zip(frame[CASE_ID], frame[modality.path_column]):
-                if cell == "":
+            for case, has in zip(frame[CASE_ID], modality.has_image(frame)):
+                if not has:
                     out.append((case, f"no {modality.name} image (fuse.missing_modality: drop)"))
     no_image = np.ones(len(frame), bool)
     for modality in study.modalities.values():
-        no_image &= (frame[modality.path_column] == "").to_numpy()
+        no_image &= ~modality.has_image(frame)
     if not study.clinical:
         out += [(c, "no image in any modality and no clinical columns") for c in frame[CASE_ID][no_image]]
     first = {}

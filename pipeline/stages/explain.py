@@ -31,15 +31,41 @@ class ExplainSettings:
 
 
 def _case_images(manifest, study, case_id):
-    """(modality, image path, mask path or None) for each modality the case has."""
-    row = manifest.frame.set_index("case_id").loc[case_id]
+    """(modality, view, image path, lesion or None) for each image the case has (every view)."""
+    from pipeline.embedding_cache import lesion_of  # noqa: PLC0415
+    from pipeline.stages.extract import image_rows  # noqa: PLC0415
+
     out = []
     for m in study.modalities.values():
-        cell = row.get(m.path_column, "")
-        if isinstance(cell, str) and cell:
-            mask = row.get(m.mask_column, "") if m.mask_column else ""
-            out.append((m, manifest.resolve(cell), manifest.resolve(mask) if mask else None))
+        for case, path, lesion, _, view in image_rows(manifest, m):
+            if case == case_id:
+                out.append((m, view, path, lesion_of(lesion)))
     return out
+
+
+def _view_pool(ctx, modality, view, case):
+    """For a view pooled by mean/max: (block modality, a function pooling its re-embedding with the
+    case's other views, as fuse pooled them); for a concatenated view or no views: (its block, None)."""
+    import numpy as np  # noqa: PLC0415
+
+    if not modality.views:
+        return modality.name, None
+    if modality.pool == "concat":
+        return f"{modality.name}.{view}", None
+    others = {}
+    for b in ctx.study.backbones:
+        table = ctx.inputs.read("extract:embeddings", modality=modality.name, backbone=b.name)
+        others[b.name] = [table.embeddings[i] for i, (c, v) in enumerate(zip(table.case_ids, table.views or []))
+                          if c == case and v != view]
+
+    def pool(name, emb):
+        rest = others[name]
+        if not rest:
+            return emb
+        if modality.pool == "mean":
+            return (emb + np.sum(rest, axis=0)) / (1 + len(rest))
+        return np.maximum(emb, np.max(rest, axis=0))
+    return modality.name, pool
 
 
 def _embedders(ctx):
@@ -86,22 +112,25 @@ def compute(ctx):
         for case, items in images.items():
             rec = chosen.loc[case]
             k = classes.index(rec.output)
-            for modality, path, mask_path in items:
+            for modality, view, path, mask_path in items:
                 mine = {name: embedders.setdefault(name, make()) for name, make in makers.items()}
-                blocks = {name: info["layout"]["blocks"][f"{modality.name}/{name}"] for name in mine}
+                block, pool = _view_pool(ctx, modality, view, case)
+                blocks = {name: info["layout"]["blocks"][f"{block}/{name}"] for name in mine}
                 gray, mask, _ = load_preprocessed(path, mask_path, modality.preprocess,
                                                   ctx.study.extract.allow_blank)
                 score = occlusion_scorer(predict, design.frame.loc[[case], columns], blocks, mine, mask,
-                                         modality.preprocess.resize_mode, ctx.study.extract.flip_tta, k, advance)
+                                         modality.preprocess.resize_mode, ctx.study.extract.flip_tta, k, advance,
+                                         pool)
                 drops, reembedded = occlusion_map(gray, score, opts.grid, opts.fill)
                 baseline = float(rec[f"proba:{rec.output}"])
                 if abs(reembedded - baseline) > BASELINE_TOLERANCE:
                     log.warning("explain: %s/%s: re-embedding the image gives P(%s) = %.3f, the held-out "
                                 "prediction was %.3f: the images or extraction settings changed since extract",
-                                case, modality.name, rec.output, reembedded, baseline)
+                                case, block, rec.output, reembedded, baseline)
                 arrays[f"drops_{len(maps)}"] = drops
                 arrays[f"image_{len(maps)}"] = thumbnail(gray)
-                maps.append({"case_id": case, "modality": modality.name, "y_true": str(rec.y_true),
+                maps.append({"case_id": case, "modality": modality.name, **({"view": view} if view else {}),
+                             "y_true": str(rec.y_true),
                              "predicted": str(rec.predicted), "output": str(rec.output), "baseline": baseline,
                              "reembedded": reembedded, "mistake": bool(rec.mistake), "backbones": list(mine)})
     fit_record = ctx.inputs.record("fit")
@@ -124,7 +153,7 @@ STAGE = Stage(
                 "nothing is redone. Needs the images and (for CNN backbones) TensorFlow.",
     config=("explain", "modalities", "extract", "seed"),
     reads=("fuse:design", "fuse:design_meta", "fit:model", "fit:model_info",
-           "fit:holdout_predictions"),
+           "fit:holdout_predictions", "extract:embeddings"),
     writes=(Artifact("occlusion", "occlusion.npz", "maps, thumbnails and their record"),),
     compute=compute, settings=ExplainSettings, needs_manifest=True, needs_images=True,
     message=lambda o: (f"explain: {o.folder / 'occlusion.npz'}" if o.summary.get("maps")

@@ -106,34 +106,57 @@ def _backbone_items(items, section, where, errors):
 
 
 def image_rows(manifest, modality):
-    """(case_id, image path, mask path or None, line number) for rows with an image."""
+    """(case_id, image path, lesion or None, line number, view or None) for each image of a modality.
+
+    The lesion is a mask file's path, or the text of an ROI drawn from the row's circle/box cells."""
+    from pipeline.manifest.roi import roi_columns, row_roi  # noqa: PLC0415
+
     frame = manifest.frame
     out = []
-    for i, (case_id, cell) in enumerate(zip(frame["case_id"], frame[modality.path_column])):
-        if cell == "":
-            continue
-        mask = frame[modality.mask_column].iloc[i] if modality.mask_column else ""
-        out.append((case_id, manifest.resolve(cell), manifest.resolve(mask) if mask else None, i + 2))
+    for src in modality.sources:
+        cells = frame[[src.path_column, *([src.mask_column] if src.mask_column else []), *roi_columns(src.roi)]]
+        for i, (case_id, row) in enumerate(zip(frame["case_id"], cells.to_dict("records"))):
+            cell = row[src.path_column]
+            if cell == "":
+                continue
+            lesion = None
+            if src.mask_column and row[src.mask_column]:
+                lesion = manifest.resolve(row[src.mask_column])
+            elif src.roi:
+                shape = row_roi(src.roi, row)
+                lesion = shape.text() if shape is not None else None
+            out.append((case_id, manifest.resolve(cell), lesion, i + 2, src.view))
     return out
 
 
 def image_shas(session, rows):
-    """{path: sha256 or None when the file is gone} for the images and masks of ``rows``."""
-    paths = [p for r in rows for p in (r[1], r[2]) if p is not None]
+    """{path: sha256 or None when the file is gone} for the images and masks of ``rows`` (an ROI's
+    text stands for itself: its hash is that of the text)."""
+    from features.roi import is_roi_text  # noqa: PLC0415
+
+    paths = [p for r in rows for p in (r[1], r[2]) if p is not None and not is_roi_text(p)]
     present = [p for p in paths if p.is_file()]
     found = session.hashes.many(present)
-    return {str(p): found.get(str(p.resolve())) for p in paths}
+    out = {str(p): found.get(str(p.resolve())) for p in paths}
+    out.update({r[2]: hash_json(r[2]) for r in rows if is_roi_text(r[2])})
+    return out
 
 
 def image_index(session):
-    """Per modality, [case_id, line, image, image sha, mask sha, mask] of every row with an image."""
+    """Per modality, [case_id, line, image, image sha, lesion sha, lesion, view] of every image, where
+    the lesion is a mask path or an ROI text and view is None for a modality without views."""
     out = {}
     for modality in session.study.modalities.values():
         rows = image_rows(session.manifest, modality)
         shas = image_shas(session, rows)
         out[modality.name] = [[case, line, str(path), shas[str(path)], shas[str(mask)] if mask else None,
-                               str(mask) if mask else None] for case, path, mask, line in rows]
+                               str(mask) if mask else None, view] for case, path, mask, line, view in rows]
     return out
+
+
+def row_key(row):
+    """What identifies an image row across runs: its case and view."""
+    return (row[0], row[6] if len(row) > 6 else None)
 
 
 def external(session):
@@ -143,7 +166,9 @@ def external(session):
 
     index = image_index(session)
     study = session.study
-    return {"images": {m: {"rows": len(rows), "sha256": hash_json([[r[0], r[3], r[4]] for r in rows])}
+    # a view joins the hashed row only where there is one, so studies without views keep their fingerprints
+    return {"images": {m: {"rows": len(rows), "sha256": hash_json([[r[0], r[3], r[4]] + ([r[6]] if r[6] else [])
+                                                                   for r in rows])}
                        for m, rows in index.items()},
             "weights": {b.name: resolve_weights(b.name, b.weights, study.seed).identity
                         for b in study.extract.backbones}}
@@ -162,12 +187,13 @@ def explain_external(old, new, session):
     now = image_index(session)
     lines = []
     for modality in sorted(set(before) | set(now)):
-        was = {r[0]: r for r in before.get(modality, [])}
-        is_ = {r[0]: r for r in now.get(modality, [])}
+        was = {row_key(r): r for r in before.get(modality, [])}
+        is_ = {row_key(r): r for r in now.get(modality, [])}
         changed = [r for c, r in is_.items() if c in was and (r[3], r[4]) != (was[c][3], was[c][4])]
         added, gone = [c for c in is_ if c not in was], [c for c in was if c not in is_]
         if changed:
-            shown = ", ".join(f"line {r[1]} {r[0]} ({r[2]}{'' if r[3] else ', missing'})" for r in changed[:5])
+            shown = ", ".join(f"line {r[1]} {r[0]}{'/' + r[6] if row_key(r)[1] else ''} ({r[2]}"
+                              f"{'' if r[3] else ', missing'})" for r in changed[:5])
             lines.append(f"{len(changed)} {modality} image(s) or mask(s) changed since it ran: {shown}"
                          + (" ..." if len(changed) > 5 else ""))
         if added or gone:

@@ -103,7 +103,8 @@ def _summary(frame, y, classes, study, is_test, folds, excluded, clinical, dropp
     from features.design import indicator_name  # noqa: PLC0415
 
     counts = {c: int((y == c).sum()) for c in classes}
-    missing_mod = {m: int(frame[indicator_name(m)].sum()) for m in study.modalities}
+    missing_mod = {m: int(frame[indicator_name(m)].sum()) for mod in study.modalities.values()
+                   for m in mod.block_modalities()}
     missing_clin = {c: int(frame[c].isna().sum()) for c in clinical}
     fold_sizes = [[int((rep == k).sum()) for k in range(rep.max() + 1)] for rep in folds]
     return {"n_cases": int(len(y)), "class_counts": counts, "missing_modality": missing_mod,
@@ -122,8 +123,11 @@ def compute(ctx):
     from pipeline.manifest import effective_labels, exclusions  # noqa: PLC0415
 
     study, manifest = ctx.study, ctx.manifest
-    tables = {(m, b.name): ctx.inputs.read("extract:embeddings", modality=m, backbone=b.name)
-              for m in study.modalities for b in study.backbones}
+    from pipeline.modalities import design_tables  # noqa: PLC0415
+
+    tables = design_tables(study.modalities, {
+        (m, b.name): ctx.inputs.read("extract:embeddings", modality=m, backbone=b.name)
+        for m in study.modalities for b in study.backbones})
     frame = manifest.frame
     labels = effective_labels(study, frame[study.label_column])
     excluded = exclusions(study, frame, labels)
