@@ -81,6 +81,9 @@ def _add_import_parser(sub):
     p.add_argument("--near-duplicates", type=float, default=0.95, metavar="CORR",
                    help="busi, folder: thumbnail correlation from which two images count as the same lesion "
                         "(default 0.95; 1 keeps exact copies only)")
+    p.add_argument("--level", choices=("image", "breast"), default="image",
+                   help="mini-ddsm, cbis-ddsm, long: one case per image (default), or per breast: its CC and MLO "
+                        "views as one case (label malignant if either view's finding is)")
 
 
 EVALUATE_RUN = ("\n\nOr, on a fitted run without its study file: evaluate --run DIR --manifest external.csv "
@@ -301,7 +304,7 @@ def cmd_import(args):
     options = Options(modality=args.modality, table=args.table, id_column=args.id_column,
                       label_column=args.label_column, patient_column=args.patient_column,
                       images=tuple(args.images), images_root=args.images_root, dup_hash=args.dup_hash,
-                      near_duplicates=args.near_duplicates)
+                      near_duplicates=args.near_duplicates, level=args.level)
     print("\n".join(run_import(args.format, args.source, args.out, options)))
     return 0
 

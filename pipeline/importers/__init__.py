@@ -53,6 +53,12 @@ IMPORTERS = {
         "SOURCE/<class>/**/<image> (.png .jpg .jpeg .tif .tiff .pgm .dcm).",
         "One case per image, modality --modality (default ultrasound); dup_group = exact and "
         "near-duplicate images."),
+    "long": Importer(
+        "long_form:import_long",
+        "a long-form manifest CSV: one row per image with label, view, path (or image_path) and "
+        "optional modality (else --modality), laterality (or side), patient_id, mask_path; case = "
+        "--id-column when present, else patient + laterality (one case per breast).",
+        "One row per case with a path column per view, pooled by mean."),
     "csv": Importer(
         "csv_join:import_csv",
         "a paired study: --table clinical.csv (one row per case, --id-column, --label-column, "

@@ -176,6 +176,9 @@ def import_cbis_ddsm(source, options):
         key = f"{f['patient id']}_{f['left or right breast'].upper()}_{f['image view'].upper()}"
         cases.setdefault(key, []).append(f)
     result.rows = [_case(k, cases[k], result) for k in sorted(cases)]
+    if options.level == "breast":
+        from pipeline.importers.views import breast_level  # noqa: PLC0415
+        breast_level(result)
     result.offered.append(("assessment", ASSESSMENT_WHY))
     result.info += ambiguous
     result.info.insert(0, f"findings: {len(findings)} row(s) in {len(tables)} CSV(s) "

@@ -46,6 +46,7 @@ class Options:
     images_root: Path | None = None
     dup_hash: bool = True
     near_duplicates: float = 0.95
+    level: str = "image"                 # mini-ddsm, cbis-ddsm: one case per image, or per breast (CC + MLO)
 
 
 @dataclass
@@ -282,8 +283,11 @@ def summary_lines(result, frame, out_dir, offered, full=False):
              f"  label: {_counts(frame['label'])}",
              f"  patients: {frame['patient_id'].nunique()}"]
     for name, settings in result.study["modalities"].items():
-        column = settings["path_column"]
-        lines.append(f"  {name}: {int((frame[column] != '').sum())} image(s) in column '{column}'")
+        views = settings.get("views") or {"": {"path_column": settings["path_column"]}}
+        for view, item in views.items():
+            column = item["path_column"]
+            lines.append(f"  {name}{' ' + view if view else ''}: {int((frame[column] != '').sum())} image(s) "
+                         f"in column '{column}'")
     lines += [f"  {line}" for line in result.info]
     clinical = result.study.get("clinical") or {}
     lines.append("  clinical: " + (", ".join(f"{c} ({k})" for c, k in clinical.items()) or "none"))

@@ -142,6 +142,9 @@ def import_mini_ddsm(source, options):
     problems.raise_if_any(f"Mini-DDSM source {root}", "Fix the spreadsheet or the image files and run the "
                                                       "import again.")
     result.rows = rows
+    if options.level == "breast":
+        from pipeline.importers.views import breast_level  # noqa: PLC0415
+        breast_level(result)
     result.info.append(f"masks: {sum(1 for r in rows if r['mask_path'])} image(s) with a lesion outline; "
                        f"views: {', '.join(sorted({r['view'] for r in rows}))}")
     return result

@@ -428,3 +428,63 @@ def test_cli_import_of_an_empty_folder_exits_2_without_traceback(tmp_path, fmt, 
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
     assert ("no class folder" if layout == "empty" else "no image found") in out.stderr
     assert not (tmp_path / "out" / "manifest.csv").exists()
+
+
+# --- views: breast level and long form ------------------------------------------------------
+
+def test_mini_ddsm_breast_level_makes_one_case_per_breast_with_both_views(tmp_path, shared_data):
+    _, frame, study = _imported(_ddsm(tmp_path / "src", shared_data), tmp_path / "out", "mini-ddsm", level="breast")
+    assert len(frame) == 6 and list(frame.index[:2]) == ["C_0029_LEFT", "C_0029_RIGHT"]
+    assert frame.loc["C_0029_LEFT", "mammography_cc_path"].endswith("C_0029_1.LEFT_CC.jpg")
+    assert frame.loc["C_0029_LEFT", "mammography_mlo_path"].endswith("C_0029_1.LEFT_MLO.jpg")
+    assert frame.loc["C_0217_RIGHT", "label"] == "malignant" and frame.loc["C_0029_LEFT", "age"] == "66"
+    assert frame.groupby("patient_id").size().to_dict() == {"C_0029": 2, "C_0033": 2, "C_0217": 2}
+    mammography = study.modalities["mammography"]
+    assert [v.view for v in mammography.views] == ["cc", "mlo"] and mammography.pool == "mean"
+    assert study.clinical == {"age": "numeric", "density": "ordinal"}
+    assert len(load_manifest(study).frame) == 6
+
+
+def test_cbis_breast_level_is_malignant_if_either_view_is(tmp_path, shared_data):
+    src = tmp_path / "src"
+    src.mkdir()
+    _, frame, study = _imported(_cbis(src, shared_data, dicom=False), tmp_path / "out", "cbis-ddsm", level="breast")
+    assert list(frame.index) == ["P_00001_LEFT", "P_00004_RIGHT", "P_00005_RIGHT"]
+    assert frame.loc["P_00004_RIGHT", "mammography_cc_path"] == ""
+    assert frame.loc["P_00004_RIGHT", "mammography_mlo_path"].endswith(".png")
+    assert frame["label"].tolist() == ["malignant", "malignant", "benign"]
+
+
+def _long(tmp_path, shared):
+    rows = []
+    for patient, side, view, label in [("w1", "L", "CC", "benign"), ("w1", "L", "MLO", "malignant"),
+                                       ("w1", "R", "CC", "benign"), ("w2", "L", "CC", "normal"),
+                                       ("w2", "L", "MLO", "normal"), ("w2", "L", "MLO", "normal")]:
+        name = f"img/{patient}_{side}_{view}_{len(rows)}.png"
+        _write(tmp_path / name, _small(shared, "mini_mias/images/mdb001.png"))
+        rows.append({"patient_id": patient, "laterality": side, "view": view, "path": name, "label": label,
+                     "age": {"w1": "50", "w2": "61"}[patient]})
+    pd.DataFrame(rows).to_csv(tmp_path / "long.csv", index=False)
+    return tmp_path / "long.csv"
+
+
+def test_long_form_manifest_becomes_one_row_per_breast(tmp_path, shared_data):
+    _, frame, study = _imported(_long(tmp_path, shared_data), tmp_path / "out", "long", modality="mammography")
+    assert list(frame.index) == ["w1_L", "w1_R", "w2_L"]
+    assert frame.loc["w1_L", "label"] == "malignant" and frame.loc["w2_L", "label"] == "normal"
+    assert frame.loc["w1_R", "mammography_mlo_path"] == "" and frame.loc["w1_R", "age"] == "50"
+    assert [v.view for v in study.modalities["mammography"].views] == ["cc", "mlo"]
+    assert "a second mammography mlo image of case w2_L" in (tmp_path / "out" / "import_notes.txt").read_text()
+
+
+def test_long_form_without_view_or_path_lists_what_is_missing(tmp_path):
+    pd.DataFrame([{"patient_id": "a", "label": "benign"}]).to_csv(tmp_path / "bad.csv", index=False)
+    text = _problems("long", tmp_path / "bad.csv", tmp_path / "out")
+    assert "column 'view'" in text and "no image path column" in text and "laterality" in text
+
+
+def test_real_mini_ddsm_subset_in_long_form_pairs_every_cc_with_its_mlo(tmp_path, shared_data):
+    _, frame, study = _imported(shared_data / "mini_ddsm_subset" / "manifest.csv", tmp_path / "out", "long",
+                                modality="mammography", level="breast")
+    assert len(frame) == 20 and (frame["mammography_cc_path"] != "").all() and (frame["mammography_mlo_path"] != "").all()
+    assert all("CC" in cc and "MLO" in mlo for cc, mlo in zip(frame["mammography_cc_path"], frame["mammography_mlo_path"]))
