@@ -30,6 +30,7 @@ class ImageJob:
     path: Path
     mask_path: Path | RoiShape | None = None     # a mask file, or a lesion drawn from circle/box geometry
     keys: dict = field(default_factory=dict)  # extractor name -> content key
+    decode_key: str | None = None              # the decoded-image cache's key (content + preprocessing)
 
 
 @dataclass
@@ -116,10 +117,21 @@ def embed_prepared(extractor, prepared):
     return np.stack([out[a:b].mean(axis=0) for a, b in zip(sizes[:-1], sizes[1:])]).astype(np.float32)
 
 
-def _load(job, spec, extractors, flip_tta, allow_blank):
+def _decoded(job, spec, allow_blank, cache):
+    """The preprocessed image from the decoded-image cache, else decoded now (and cached)."""
+    found = cache.get(job.decode_key) if cache is not None and job.decode_key else None
+    if found is not None:
+        return found
+    gray, mask, notes = load_preprocessed(job.path, job.mask_path, spec, allow_blank)
+    if cache is not None and job.decode_key:
+        cache.put(job.decode_key, gray, mask, notes)
+    return gray, mask, notes
+
+
+def _load(job, spec, extractors, flip_tta, allow_blank, cache=None):
     """Decode + check + preprocess once, then each extractor's own preparation (worker thread)."""
     try:
-        gray, mask, notes = load_preprocessed(job.path, job.mask_path, spec, allow_blank)
+        gray, mask, notes = _decoded(job, spec, allow_blank, cache)
         return {name: prepare_views(extractors[name], gray, mask, spec.resize_mode, flip_tta)
                 for name in job.keys}, None, notes
     except ImageError as exc:
@@ -158,12 +170,13 @@ class _Batcher:
 
 
 def run_extraction(jobs, extractors, spec, on_result, batch_size=16, workers=2, flip_tta=False,
-                   progress=None, allow_blank=False, notes=None):
+                   progress=None, allow_blank=False, notes=None, decoded=None):
     """Embed ``jobs`` with ``extractors`` (name -> embedder); return the failures.
 
     ``on_result(name, jobs, embeddings)`` is called after every batch, so the caller can save
     progress. ``progress`` is an optional callable advanced by one per image. ``notes``, a list,
     receives an ExtractionFailure-like record per image that was embedded with a warning.
+    ``decoded``, a ``DecodedCache``, keeps each preprocessed image for the next extractor to come.
     """
     batchers = {name: _Batcher(ex, batch_size, on_result) for name, ex in extractors.items()}
     failures = []
@@ -177,7 +190,7 @@ def run_extraction(jobs, extractors, spec, on_result, batch_size=16, workers=2, 
                 job = next(queue, None)
                 if job is None:
                     return
-                pending.append((job, pool.submit(_load, job, spec, extractors, flip_tta, allow_blank)))
+                pending.append((job, pool.submit(_load, job, spec, extractors, flip_tta, allow_blank, decoded)))
 
         refill()
         while pending:

@@ -29,6 +29,7 @@ from pipeline.progress import progress_bar
 
 log = logging.getLogger(__name__)
 EMBEDDINGS = "embeddings"
+DECODED_VERSION = 1
 
 
 @dataclass
@@ -232,7 +233,21 @@ def lesion_of(cell):
     return RoiShape.from_text(cell) if is_roi_text(cell) else Path(cell)
 
 
-def _embed_modality(ctx, modality, targets, embedders, checkpoint, notes):
+def decode_key(row, modality, ex):
+    """The decoded-image cache's key of an image row: its content, its lesion's, and how it is
+    decoded and preprocessed (never which extractor: they all share it)."""
+    return hash_json({"decoded": DECODED_VERSION, "image": row[3], "lesion": row[4],
+                      "preprocess": modality.preprocess.to_dict(), "allow_blank": ex.allow_blank})
+
+
+def decoded_cache(ctx):
+    """The run's decoded-image cache (<run>/.cache/decoded), or None when extract.decode_cache is off."""
+    from features.decoded import DecodedCache  # noqa: PLC0415
+
+    return DecodedCache(ctx.study.run_dir / ".cache" / "decoded") if ctx.study.extract.decode_cache else None
+
+
+def _embed_modality(ctx, modality, targets, embedders, checkpoint, notes, decoded=None):
     ex = ctx.study.extract
     mine = {t.name: t for t in targets if t.modality is modality and not t.unchanged}
     rows = next(iter(mine.values())).rows if mine else []
@@ -240,7 +255,7 @@ def _embed_modality(ctx, modality, targets, embedders, checkpoint, notes):
     for i, row in enumerate(rows):
         keys = {n: t.keys[i] for n, t in mine.items() if t.keys[i] not in t.done}
         if keys:
-            jobs.append(ImageJob(row[0], Path(row[2]), lesion_of(row[5]), keys))
+            jobs.append(ImageJob(row[0], Path(row[2]), lesion_of(row[5]), keys, decode_key(row, modality, ex)))
 
     def on_result(name, batch_jobs, emb):
         t = mine[name]
@@ -257,7 +272,7 @@ def _embed_modality(ctx, modality, targets, embedders, checkpoint, notes):
         return [(modality.name, f) for f in run_extraction(
             jobs, {n: embedders[n] for n in needed}, modality.preprocess, on_result, batch_size=ex.batch_size,
             workers=ex.workers, flip_tta=ex.flip_tta, progress=advance, allow_blank=ex.allow_blank,
-            notes=notes.setdefault(modality.name, []))]
+            notes=notes.setdefault(modality.name, []), decoded=decoded)]
 
 
 def _resolved(targets):
@@ -276,9 +291,9 @@ def embed_study(ctx, index):
     targets, caches = _plan(ctx, index)
     embedders = _build(ctx, targets, caches)
     checkpoint = _Checkpointer(ctx, targets)
-    failures, notes = [], {}
+    failures, notes, decoded = [], {}, decoded_cache(ctx)
     for modality in ctx.study.modalities.values():
-        failures += _embed_modality(ctx, modality, targets, embedders, checkpoint, notes)
+        failures += _embed_modality(ctx, modality, targets, embedders, checkpoint, notes, decoded)
     lines = {(m, r[0]): r[1] for m, rows in index.items() for r in rows}
     for t in targets:
         if t.spec is None:
@@ -296,13 +311,17 @@ def embed_study(ctx, index):
             write_table(ctx.out.path(EMBEDDINGS, **t.fields), _table(ctx, t))
     ctx.out.write_json("images", index)
     ctx.after_commit.append(ctx.out.drop_checkpoints)
+    if decoded is not None:
+        wanted = [decode_key(r, ctx.study.modalities[m], ctx.study.extract) for m, rows in index.items() for r in rows]
+        ctx.after_commit.append(lambda: decoded.keep_only(wanted))
     summary = {"computed": {t.label: t.computed for t in targets if t.computed},
                "reused": {t.label: len(t.keys) - t.computed for t in targets if not t.unchanged},
                "unchanged": [t.label for t in targets if t.unchanged],
                "fallback": sorted({t.label for t in targets if t.fallback}),
                "notes": [f"line {lines.get((m, n.case_id), '?')}, {m}: {n.path}: {n.reason}"
                          for m, found in notes.items() for n in found],
-               "resolved": {"weights": _resolved(targets)}}
+               "resolved": {"weights": _resolved(targets)},
+               **({"decoded": {"hits": decoded.hits, "decoded": decoded.misses}} if decoded is not None else {})}
     _log(summary)
     return summary
 

@@ -53,6 +53,9 @@ class ExtractSettings:
                                           "how often partial results are saved", neutral=True)
     allow_random_fallback: bool = s.setting(False, s.boolean, "true or false",
                                             "use seeded random weights when ImageNet weights cannot be had (demo only)")
+    decode_cache: bool = s.setting(True, s.boolean, "true or false",
+                                   "keep each decoded, preprocessed image (<run>/.cache/decoded) so that another "
+                                   "backbone never decodes it again", neutral=True)
     allow_blank: bool = s.setting(False, s.boolean, "true or false",
                                   "embed images under 32 px or blank with a warning instead of stopping",
                                   neutral=True)
