@@ -88,7 +88,7 @@ def _check_files(manifest, study, problems):
                         problems.append(f"{line(i)}, column '{column}': {cell}: {problem}")
             if src.roi:
                 _check_rois(frame, src, problems)
-            if src.mask_column or src.roi:
+            if (src.mask_column or src.roi) and not (src.roi or {}).get("missing") == "exclude":
                 lacking = ~_has_lesion(frame, src) & (frame[src.path_column] != "").to_numpy()
                 if m.preprocess.roi_crop and lacking.any():
                     log.warning("%d %s images (column '%s') have no lesion given; they are used uncropped",

@@ -26,6 +26,14 @@ def exclusions(study, frame, labels):
             for case, has in zip(frame[CASE_ID], modality.has_image(frame)):
                 if not has:
                     out.append((case, f"no {modality.name} image (fuse.missing_modality: drop)"))
+    from pipeline.manifest.roi import rows_without_roi  # noqa: PLC0415
+
+    for modality in study.modalities.values():
+        for src in modality.sources:
+            if src.roi and src.roi.get("missing") == "exclude":
+                lacking = rows_without_roi(src.roi, frame, src.path_column)
+                out += [(case, f"no lesion ROI for its {modality.name} image in '{src.path_column}' "
+                               f"(roi.missing: exclude)") for case in frame[CASE_ID][lacking]]
     no_image = np.ones(len(frame), bool)
     for modality in study.modalities.values():
         no_image &= ~modality.has_image(frame)

@@ -13,7 +13,9 @@ import numbers
 
 from features.roi import KINDS, ORIGINS, RoiShape, parse_box_text
 
-ROI_KEYS = ("circle", "box", "origin", "frame")
+ROI_KEYS = ("circle", "box", "origin", "frame", "missing")
+#: What a row with an image but no ROI cells is: embedded whole (and warned), or left out of the study.
+MISSING = ("whole", "exclude")
 _ARITY = {"circle": 3, "box": 4}
 
 
@@ -42,6 +44,9 @@ def roi_problems(roi, where):
         if not isinstance(value, list) or len(value) != _ARITY[kind] or not all(_item_ok(v) for v in value):
             names = "[x, y, radius]" if kind == "circle" else "[x, y, width, height] or one column name"
             out.append(f"{where}.{kind}: expected {names} (each a column name or a number), got {value!r}")
+    if roi.get("missing", "whole") not in MISSING:
+        out.append(f"{where}.missing: expected one of {list(MISSING)} (an image without an ROI is used whole, "
+                   f"or its case is excluded), got {roi['missing']!r}")
     if roi.get("origin", "top-left") not in ORIGINS:
         out.append(f"{where}.origin: expected one of {list(ORIGINS)}, got {roi['origin']!r}")
     frame = roi.get("frame", "image")
@@ -60,6 +65,18 @@ def roi_columns(roi):
         value = roi.get(key)
         items += value if isinstance(value, list) else ([value] if key == "box" and value else [])
     return [v for v in items if isinstance(v, str) and v != "image"]
+
+
+def rows_without_roi(roi, frame, path_column):
+    """Per row of ``frame``: it has an image in ``path_column`` but no ROI in its cells."""
+    import numpy as np  # noqa: PLC0415
+
+    sizes = roi.get("frame") if isinstance(roi.get("frame"), list) else []
+    has = np.zeros(len(frame), bool)
+    for column in roi_columns(roi):
+        if column in frame.columns and column not in sizes:
+            has |= (frame[column] != "").to_numpy()
+    return (frame[path_column] != "").to_numpy() & ~has
 
 
 def _values(item, row):

@@ -159,3 +159,19 @@ def test_an_roi_outside_the_image_is_a_clear_error(tmp_path):
     with pytest.raises(ManifestError) as err:
         run(load_study(path), "extract")
     assert "lies outside the 64x64 px image" in "\n".join(err.value.problems)
+
+
+def test_roi_missing_exclude_leaves_out_the_cases_without_an_roi(tmp_path):
+    path = _roi_study(tmp_path, n=16)
+    frame = pd.read_csv(tmp_path / "manifest.csv", dtype=str, keep_default_na=False)
+    frame.loc[[2, 5], ["x", "y", "r"]] = ""
+    frame.to_csv(tmp_path / "manifest.csv", index=False)
+    raw = yaml.safe_load(path.read_text())
+    raw["modalities"]["ultrasound"]["roi"]["missing"] = "exclude"
+    raw["fuse"] = {"n_folds": 2, "test_size": 0.34}
+    path.write_text(yaml.safe_dump(raw))
+    study = load_study(path)
+    run(study, "extract", "fuse")
+    meta = catalog(study).design().meta
+    assert {e["case_id"] for e in meta["excluded"]} == {"c002", "c005"}
+    assert all("roi.missing: exclude" in e["reason"] for e in meta["excluded"])
