@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from features.backbones import HANDCRAFTED, WeightsChoice, build_embedder, default_input_size, random_seed_for
-from features.backbones import resolve_weights
+from features.backbones import resolve_weights, uses_mask
 from features.errors import WeightsError
 from features.extraction import ImageJob, run_extraction
 from features.hashing import hash_json
@@ -63,7 +63,7 @@ class Target:
 
 
 def _key(row, modality, target, flip_tta, mixed_precision):
-    mask_sha = row[4] if (modality.preprocess.roi_crop or target.name == HANDCRAFTED) else None
+    mask_sha = row[4] if (modality.preprocess.roi_crop or uses_mask(target.name)) else None
     key = {"image": row[3], "mask": mask_sha, "preprocess": modality.preprocess.to_dict(), "flip_tta": flip_tta,
            "extractor": target.name, "input_size": target.input_size, "weights": target.choice.identity}
     if mixed_precision:     # float16 on a GPU changes the numbers; absent by default so keys stay as they were
@@ -128,7 +128,7 @@ def _plan(ctx, index):
     caches = _Caches(ctx)
     targets = []
     for b in ex.backbones:
-        choice = resolve_weights(b.name, b.weights, study.seed)
+        choice = resolve_weights(b.name, b.weights, study.seed, b.params)
         fallback = (choice.kind == "imagenet" and choice.path is None and ex.allow_random_fallback
                     and not ctx.force and before.get(b.name, {}).get("fallback", False))
         size = b.input_size or default_input_size(b.name)
@@ -145,6 +145,11 @@ def _set_keys(target, ex):
     target.keys = [_key(r, target.modality, target, ex.flip_tta, ex.mixed_precision) for r in target.rows]
 
 
+def _params(ex, name):
+    """The backbone's own params from the study (None where it has none)."""
+    return next(b.params for b in ex.backbones if b.name == name)
+
+
 def _build(ctx, targets, caches):
     """Load each needed extractor once; fall back to random weights only where the study allows."""
     ex, embedders = ctx.study.extract, {}
@@ -152,7 +157,8 @@ def _build(ctx, targets, caches):
         if t.unchanged or not t.missing or t.name in embedders:
             continue
         try:
-            embedders[t.name] = build_embedder(t.name, t.choice, t.input_size, ex.batch_size, ex.mixed_precision)
+            embedders[t.name] = build_embedder(t.name, t.choice, t.input_size, ex.batch_size, ex.mixed_precision,
+                                               _params(ex, t.name))
         except WeightsError as exc:
             if not (t.choice.kind == "imagenet" and ex.allow_random_fallback):
                 raise
@@ -166,7 +172,8 @@ def _build(ctx, targets, caches):
                 other.choice, other.fallback, other.unchanged = choice, True, False
                 _set_keys(other, ex)
                 caches.load(other)
-            embedders[t.name] = build_embedder(t.name, choice, t.input_size, ex.batch_size, ex.mixed_precision)
+            embedders[t.name] = build_embedder(t.name, choice, t.input_size, ex.batch_size, ex.mixed_precision,
+                                               _params(ex, t.name))
     for t in targets:
         if t.name in embedders:
             t.spec = embedders[t.name].spec

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 
-from features.backbones import handcrafted_family, keras_family
+from features.backbones import handcrafted_family, keras_family, radiomics_family
 from features.backbones.handcrafted_family import HANDCRAFTED, HandcraftedEmbedder
 from features.backbones.keras_family import (BACKBONES, GENERIC_INPUT_SIZE, BackboneInfo, KerasEmbedder,
                                              _keras_constructor, keras_home, offline_hint)
@@ -22,12 +22,12 @@ from features.hashing import file_sha256, tensorflow_version, version_of
 DEFAULT_BACKBONES = ("resnet50", "vgg16", "efficientnetb0", "handcrafted")
 
 #: Family name -> module implementing ``protocol.Family``; the first that knows a name builds it.
-FAMILIES: dict[str, Family] = {"handcrafted": handcrafted_family, "keras": keras_family}
+FAMILIES: dict[str, Family] = {"handcrafted": handcrafted_family, "keras": keras_family, "radiomics": radiomics_family}
 
 __all__ = ["BACKBONES", "DEFAULT_BACKBONES", "FAMILIES", "GENERIC_INPUT_SIZE", "HANDCRAFTED", "BackboneInfo", "Embedder", "Family",
            "HandcraftedEmbedder", "KerasEmbedder", "WeightsChoice", "_keras_constructor", "backbone_problems",
            "build_embedder", "default_input_size", "family_of", "file_sha256", "keras_home", "offline_hint",
-           "random_seed_for", "resolve_weights", "tensorflow_version", "version_of"]
+           "random_seed_for", "resolve_weights", "tensorflow_version", "takes_params", "uses_mask", "version_of"]
 
 
 def _unknown(name):
@@ -63,20 +63,45 @@ def default_input_size(name) -> int:
     return family.default_input_size(key)
 
 
-def resolve_weights(name, weights, seed) -> WeightsChoice:
+def uses_mask(name) -> bool:
+    """Whether the lesion mask changes this backbone's numbers (so it enters the cache key)."""
+    return bool(getattr(_family(name)[1], "USES_MASK", False))
+
+
+def takes_params(name) -> bool:
+    """Whether this backbone's family takes a ``params`` mapping from the study file."""
+    return bool(getattr(_family(name)[1], "TAKES_PARAMS", False))
+
+
+def _params(name, family, params):
+    """Keyword arguments carrying ``params`` to a family that takes them; a BackboneError for one that doesn't."""
+    if params is None:
+        return {}
+    if not getattr(family, "TAKES_PARAMS", False):
+        raise BackboneError(_no_params(name, params))
+    return {"params": params}
+
+
+def _no_params(name, params):
+    takers = [n for f in FAMILIES.values() if getattr(f, "TAKES_PARAMS", False) for n in f.names()]
+    return (f"Backbone '{name}' takes no params (got {params!r}): remove them "
+            f"(backbones that take params: {', '.join(takers)}).")
+
+
+def resolve_weights(name, weights, seed, params=None) -> WeightsChoice:
     """The config's weights setting as a WeightsChoice, without importing any framework."""
     key, family = _family(name)
-    return family.resolve_weights(key, weights, seed)
+    return family.resolve_weights(key, weights, seed, **_params(name, family, params))
 
 
-def build_embedder(name, choice, input_size=None, batch_size=16, mixed_precision=False) -> Embedder:
+def build_embedder(name, choice, input_size=None, batch_size=16, mixed_precision=False, params=None) -> Embedder:
     """Load one extractor for the given resolved weights (once per process: models are reused)."""
     key, family = _family(name)
-    return family.build(key, choice, input_size, batch_size, mixed_precision)
+    return family.build(key, choice, input_size, batch_size, mixed_precision, **_params(name, family, params))
 
 
-def backbone_problems(name, weights=None) -> list[str]:
-    """What is wrong with a backbone name (and its own weights setting, if given); [] when fine.
+def backbone_problems(name, weights=None, params=None) -> list[str]:
+    """What is wrong with a backbone name (and its own weights and params, if given); [] when fine.
 
     Imports no framework and reads no file, so a whole study can be checked at load. ``weights`` is
     the setting given for this backbone itself, not a study-wide default meant for the CNNs.
@@ -87,4 +112,6 @@ def backbone_problems(name, weights=None) -> list[str]:
         key, family = _family(name)
     except BackboneError as exc:
         return [str(exc)]
-    return family.problems(key, weights)
+    if params is not None and not getattr(family, "TAKES_PARAMS", False):
+        return family.problems(key, weights) + [_no_params(name, params)]
+    return family.problems(key, weights, **({"params": params} if params is not None else {}))

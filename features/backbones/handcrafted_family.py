@@ -12,6 +12,7 @@ from features.backbones.protocol import WeightsChoice
 
 HANDCRAFTED = "handcrafted"
 NOTE = ""
+USES_MASK = True   # the shape descriptors read the lesion mask
 
 
 def knows(name):
@@ -28,14 +29,14 @@ def default_input_size(name):
     return handcrafted.DEFAULT_SIZE
 
 
-def problems(name, weights=None):
+def problems(name, weights=None, params=None):
     """The block has no weights, so any weights set for it would be silently ignored."""
     if weights is None or weights == "none":
         return []
     return [f"Backbone '{HANDCRAFTED}' takes no weights (got {weights!r}): leave its weights unset."]
 
 
-def resolve_weights(name, weights, seed):
+def resolve_weights(name, weights, seed, params=None):
     from features import handcrafted  # noqa: PLC0415
 
     return WeightsChoice("none", f"handcrafted-v{handcrafted.HANDCRAFTED_VERSION}")
@@ -72,6 +73,6 @@ class HandcraftedEmbedder:
         return np.asarray(vectors, dtype=np.float32).reshape(len(vectors), self.dim)
 
 
-def build(name, choice, input_size=None, batch_size=16, mixed_precision=False):
+def build(name, choice, input_size=None, batch_size=16, mixed_precision=False, params=None):
     """Cheap to build, so not cached; batch size and precision do not apply."""
     return HandcraftedEmbedder(input_size=input_size)

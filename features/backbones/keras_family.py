@@ -99,7 +99,7 @@ def _not_found(name, weights):
             f"an existing .h5 file nor a folder.")
 
 
-def problems(name, weights=None):
+def problems(name, weights=None, params=None):
     if weights is None or weights in ("imagenet", "random"):
         return []
     if not isinstance(weights, (str, os.PathLike)):
@@ -107,7 +107,7 @@ def problems(name, weights=None):
     return [] if Path(weights).expanduser().exists() else [_not_found(name, weights)]
 
 
-def resolve_weights(name, weights, seed):
+def resolve_weights(name, weights, seed, params=None):
     """Turn the config's weights setting into a WeightsChoice, without importing TensorFlow."""
     if weights == "random":
         s = random_seed_for(name, seed)
@@ -318,6 +318,6 @@ class KerasEmbedder:
 
 
 @functools.lru_cache(maxsize=8)
-def build(name, choice, input_size=None, batch_size=16, mixed_precision=False):
+def build(name, choice, input_size=None, batch_size=16, mixed_precision=False, params=None):
     """One model per setting per process: extract, explain and predict reuse it."""
     return KerasEmbedder(name, choice, input_size, batch_size, mixed_precision)

@@ -1,6 +1,6 @@
 """The written contract of the backbone package: what an embedder is and what a family provides.
 
-To add a family (PyTorch/timm, radiomics, ...): write one module that provides every `Family`
+To add a family (PyTorch/timm, ...): write one module that provides every `Family`
 member, whose `build` returns objects satisfying `Embedder`, and add one entry to `FAMILIES` in
 `features/backbones/__init__.py`. Nothing else dispatches on family names.
 """
@@ -72,6 +72,9 @@ class Family(Protocol):
 
     #: Phrase for the names accepted beyond ``names()``, shown in messages ("" when there are none).
     NOTE: str
+    # Optional flags (absent means False): USES_MASK, the lesion mask changes the numbers (so it
+    # enters the cache key); TAKES_PARAMS, the backbone's ``params`` mapping is passed to
+    # ``problems``, ``resolve_weights`` and ``build`` (a family without it is given none).
 
     def knows(self, name: str) -> bool:
         """Whether this family builds ``name``."""
@@ -82,19 +85,22 @@ class Family(Protocol):
     def default_input_size(self, name: str) -> int:
         """The input side used when the study sets none (the size the weights were trained at)."""
 
-    def resolve_weights(self, name: str, weights, seed: int) -> WeightsChoice:
+    def resolve_weights(self, name: str, weights, seed: int, params=None) -> WeightsChoice:
         """The config's weights setting as a WeightsChoice; raises WeightsError when it can't be found.
 
-        Random weights use ``random_seed_for(name, seed)``; a file's identity is its sha256.
+        Random weights use ``random_seed_for(name, seed)``; a file's identity is its sha256. A family
+        taking ``params`` (``TAKES_PARAMS = True``) puts whatever of them changes the numbers in the
+        identity, which every cache key hashes.
         """
 
-    def problems(self, name: str, weights=None) -> list[str]:
-        """What is wrong with ``weights`` (as set for this backbone) for ``name``; [] when fine.
+    def problems(self, name: str, weights=None, params=None) -> list[str]:
+        """What is wrong with ``weights`` (as set for this backbone) for ``name``, and with its
+        ``params`` where the family takes them; [] when fine.
 
         Checks only that a path exists: no hashing, no reading, no framework.
         """
 
     def build(self, name: str, choice: WeightsChoice, input_size: int | None = None, batch_size: int = 16,
-              mixed_precision: bool = False) -> Embedder:
+              mixed_precision: bool = False, params=None) -> Embedder:
         """Load the extractor, importing the framework here. Any framework-global setting (seeds,
         precision policy) is set for the construction only and restored afterwards."""

@@ -9,6 +9,7 @@ random fallback included, where the study allows it) and recorded in the run rec
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,10 +28,12 @@ class BackboneChoice:
     input_size: int | None = None
     own_weights: str | None = field(default=None, compare=False, repr=False)   # what the study set for it
     spelled: str | None = field(default=None, compare=False, repr=False)       # the name as the study wrote it
+    params: dict | None = field(default=None, hash=False)                      # the family's own settings
 
     def to_dict(self):
         """As the study would say it (reads back to the same choice)."""
-        return {"name": self.name, "weights": self.own_weights, "input_size": self.input_size}
+        out = {"name": self.name, "weights": self.own_weights, "input_size": self.input_size}
+        return {**out, "params": copy.deepcopy(self.params)} if self.params is not None else out
 
 
 def _opt_size(v):
@@ -40,7 +43,8 @@ def _opt_size(v):
 @dataclass(frozen=True)
 class ExtractSettings:
     backbones: list = s.setting(list(DEFAULT_BACKBONES), None, "a list",
-                                "keras.applications names or 'handcrafted' (each a name or {name, weights, input_size})")
+                                "keras.applications names, 'handcrafted' or 'radiomics' (each a name or "
+                                "{name, weights, input_size, params})")
     weights: str = s.setting("imagenet", s.text, "'imagenet', 'random', or a path",
                              "imagenet | random | a local .h5 file or folder")
     input_size: int | None = s.setting(None, _opt_size, "null or an integer >= 32", "backbone input size (default: its own)")
@@ -73,11 +77,14 @@ class ExtractSettings:
         from features.backbones import backbone_problems  # noqa: PLC0415
 
         out = [f"{where}backbones[{i}]: {p}" for i, b in enumerate(self.backbones)
-               for p in backbone_problems(b.spelled or b.name, b.own_weights)]
+               for p in backbone_problems(b.spelled or b.name, b.own_weights, b.params)]
         if self.weights not in ("imagenet", "random") and not Path(self.weights).expanduser().exists():
             out.append(f"{where}weights: {self.weights} is neither 'imagenet', 'random' nor an existing "
                        f".h5 file or folder")
         return out
+
+
+_ENTRY_KEYS = ("name", "weights", "input_size", "params")
 
 
 def _backbone_items(items, section, where, errors):
@@ -93,8 +100,12 @@ def _backbone_items(items, section, where, errors):
             errors.append(f"{where}[{i}]: expected a name or a mapping with 'name', got {item!r}")
             continue
         for key in entry:
-            if key not in ("name", "weights", "input_size"):
-                s.unknown_key(key, ("name", "weights", "input_size"), f"{where}[{i}].", errors)
+            if key not in _ENTRY_KEYS:
+                s.unknown_key(key, _ENTRY_KEYS, f"{where}[{i}].", errors)
+        params = entry.get("params")
+        if params is not None and not isinstance(params, dict):
+            errors.append(f"{where}[{i}].params: expected a mapping of the backbone's own settings, got {params!r}")
+            params = None
         if not s.opt_text(entry.get("weights")):
             errors.append(f"{where}[{i}].weights: expected 'imagenet', 'random', or a path")
         if not _opt_size(entry.get("input_size")):
@@ -104,7 +115,8 @@ def _backbone_items(items, section, where, errors):
             errors.append(f"{where}[{i}]: backbone '{name}' is listed twice")
         seen.add(name.lower())
         out.append(BackboneChoice(name.lower(), entry.get("weights") or section.weights,
-                                  entry.get("input_size") or section.input_size, entry.get("weights"), name))
+                                  entry.get("input_size") or section.input_size, entry.get("weights"), name,
+                                  copy.deepcopy(params)))
     return out
 
 
@@ -173,7 +185,7 @@ def external(session):
     return {"images": {m: {"rows": len(rows), "sha256": hash_json([[r[0], r[3], r[4]] + ([r[6]] if r[6] else [])
                                                                    for r in rows])}
                        for m, rows in index.items()},
-            "weights": {b.name: resolve_weights(b.name, b.weights, study.seed).identity
+            "weights": {b.name: resolve_weights(b.name, b.weights, study.seed, b.params).identity
                         for b in study.extract.backbones}}
 
 
