@@ -63,7 +63,9 @@ def load_preprocessed(path, mask_path, spec, allow_blank=False):
     another size than its image, or an empty one, is an ImageError when the image is cropped to
     it (``spec.roi_crop``); otherwise the mask is resized (or ignored, when empty) and noted.
     """
-    gray = read_gray(path)
+    header_notes = []  # what the file itself says worth recording (a FOR PROCESSING DICOM)
+    gray = read_gray(path, dicom_frame=spec.dicom_frame, dicom_for_processing=spec.dicom_for_processing,
+                     notes=header_notes)
     notes = image_warnings(gray, path)
     if notes and not allow_blank:
         raise ImageError(path, "; ".join(notes) + " (set extract.allow_blank: true to embed it anyway)")
@@ -94,7 +96,7 @@ def load_preprocessed(path, mask_path, spec, allow_blank=False):
         elif mask.shape != gray.shape[:2]:
             mask = read_mask(mask_path, gray.shape)
     gray, mask = preprocess(gray, spec, mask)
-    return gray, mask, notes
+    return gray, mask, header_notes + notes
 
 
 def prepare_views(extractor, gray, mask, resize_mode, flip_tta):

@@ -1,7 +1,7 @@
 """Reading images and masks from disk into numpy arrays (the IO edge of the features package).
 
-Raster formats go through OpenCV, DICOM through pydicom; every failure becomes an ``ImageError``
-that names the file and says what is wrong with it.
+Raster formats go through OpenCV, DICOM through pydicom (``features.dicom``); every failure becomes
+an ``ImageError`` that names the file and says what is wrong with it.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from features.dicom import read_dicom
 from features.errors import ImageError
 
 SUPPORTED_FORMATS = "PNG/JPEG/TIFF/PGM/PPM/BMP/DICOM"
@@ -73,8 +74,12 @@ def _is_dicom(path: Path, header: bytes) -> bool:
     return path.suffix.lower() in DICOM_SUFFIXES or _has_dicom_magic(header)
 
 
-def read_image(path) -> np.ndarray:
-    """Pixels of an image file: 2D gray or HxWx3 RGB; DICOM comes back as float32 display values."""
+def read_image(path, *, dicom_frame=None, dicom_for_processing=False, notes=None) -> np.ndarray:
+    """Pixels of an image file: 2D gray or HxWx3 RGB; DICOM comes back as float32 display values.
+
+    The ``dicom_*`` settings apply to DICOM files only (see ``features.dicom.read_dicom``), and
+    ``notes``, a list, receives what is worth recording about the file (a FOR PROCESSING DICOM).
+    """
     path = Path(path)
     if not path.exists():
         raise ImageError(path, "file not found")
@@ -87,7 +92,7 @@ def read_image(path) -> np.ndarray:
     if not header:
         raise ImageError(path, "empty file")
     if _is_dicom(path, header):
-        return _read_dicom(path)
+        return read_dicom(path, frame=dicom_frame, for_processing=dicom_for_processing, notes=notes)
     return _read_raster(path, header)
 
 
@@ -111,65 +116,6 @@ def _read_raster(path: Path, header: bytes) -> np.ndarray:
     if channels == 4:
         return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
     raise ImageError(path, f"unsupported number of channels ({channels})")
-
-
-def _read_dicom(path: Path) -> np.ndarray:
-    # pydicom is only needed for DICOM inputs; importing it here keeps raster-only runs lean.
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
-
-    try:
-        ds = pydicom.dcmread(path)
-    except InvalidDicomError as exc:
-        raise ImageError(path, f"not a readable DICOM file ({exc})") from exc
-    except Exception as exc:  # a corrupt file can fail anywhere inside the parser
-        raise ImageError(path, f"corrupt DICOM file ({type(exc).__name__}: {exc})") from exc
-    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
-        raise ImageError(path, "DICOM has no pixel data")
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    if frames > 1:
-        raise ImageError(path, f"multi-frame DICOM ({frames} frames) is not supported")
-    try:
-        arr = ds.pixel_array
-    except Exception as exc:  # pydicom raises many types: missing decoder, bad length, ...
-        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-        name = getattr(syntax, "name", syntax) or "unknown transfer syntax"
-        raise ImageError(path, f"cannot decode DICOM pixel data ({name}): {exc}") from exc
-
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
-    if arr.ndim == 3:
-        # Colour DICOM (common for ultrasound): pydicom already converted YBR to RGB, and
-        # windowing is defined for monochrome images only.
-        return arr.astype(np.float32)
-    try:
-        arr = apply_modality_lut(arr, ds)
-        if ds.get("VOILUTSequence") and np.issubdtype(arr.dtype, np.floating):
-            # A rescale makes the array float even when it stays integral (slope 1, the usual
-            # case), and pydicom warns on float input to a LUT; LUT indices are integers anyway.
-            arr = np.rint(arr).astype(np.int64)
-        arr = apply_voi_lut(arr, ds)
-        if photometric == "MONOCHROME1":
-            low, high = _voi_output_range(ds, arr)
-            arr = (low + high) - np.asarray(arr, dtype=np.float64)
-    except (ValueError, NotImplementedError, AttributeError, KeyError) as exc:
-        raise ImageError(path, f"cannot apply DICOM modality/VOI LUT ({exc})") from exc
-    return np.asarray(arr, dtype=np.float32)
-
-
-def _voi_output_range(ds, arr: np.ndarray) -> tuple[float, float]:
-    """The range the VOI step maps into; MONOCHROME1 inverts about it, not the image's extremes."""
-    from pydicom.pixels import apply_voi_lut
-
-    if ds.get("VOILUTSequence"):
-        bits = int(ds.VOILUTSequence[0].LUTDescriptor[2])
-        return 0.0, float(2**bits - 1)
-    if "WindowCenter" in ds and "WindowWidth" in ds:
-        # A window sends everything outside it to the ends of its output range, so pushing the
-        # two infinities through it yields that range, rescale and signedness included.
-        ends = apply_voi_lut(np.array([-np.inf, np.inf]), ds)
-        return float(ends[0]), float(ends[1])
-    return float(np.min(arr)), float(np.max(arr))
 
 
 def to_gray_uint8(img: np.ndarray) -> np.ndarray:
@@ -208,9 +154,10 @@ def _minmax_uint8(img: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
-def read_gray(path) -> np.ndarray:
-    """The image at ``path`` as 2D uint8, the form preprocessing works on."""
-    return to_gray_uint8(read_image(path))
+def read_gray(path, *, dicom_frame=None, dicom_for_processing=False, notes=None) -> np.ndarray:
+    """The image at ``path`` as 2D uint8, the form preprocessing works on (settings: ``read_image``)."""
+    return to_gray_uint8(read_image(path, dicom_frame=dicom_frame, dicom_for_processing=dicom_for_processing,
+                                    notes=notes))
 
 
 def read_mask(path, shape: tuple[int, int] | None = None) -> np.ndarray:

@@ -16,6 +16,8 @@ import numpy as np
 KINDS = ("mammography", "ultrasound", "none")
 DENOISERS = ("none", "median", "gaussian")
 RESIZE_MODES = ("pad", "stretch")
+#: ``dicom_frame`` besides a 0-based frame index (pooled over all frames); the same as features.dicom.
+FRAME_POOLS = ("mean", "max")
 
 _MODALITY_DEFAULTS = {
     "mammography": {"otsu_crop": True, "clahe": True, "denoise": "none"},
@@ -39,6 +41,11 @@ class PreprocessSpec:
     roi_crop: bool = False
     roi_margin: float = 0.15
     resize_mode: str = "pad"
+    # DICOM only: which frame of a multi-frame file (None refuses one), and whether raw detector
+    # images (Presentation Intent Type FOR PROCESSING) are embedded. Added later than the fields
+    # above, so ``to_dict`` leaves them out at their defaults: older cache keys stay valid.
+    dicom_frame: int | str | None = None
+    dicom_for_processing: bool = False
 
     def __post_init__(self):
         problems = _field_problems(self)
@@ -46,12 +53,17 @@ class PreprocessSpec:
             raise ValueError("; ".join(f"PreprocessSpec.{name} {message}" for name, message in problems))
         # Normalise numpy scalars and ints-for-floats so equal specs give equal cache keys.
         for field in dataclasses.fields(self):
-            cast = {"bool": bool, "int": int, "float": float, "str": str}[field.type]
+            cast = {"bool": bool, "int": int, "float": float, "str": str}.get(field.type, _frame_value)
             object.__setattr__(self, field.name, cast(getattr(self, field.name)))
 
     def to_dict(self) -> dict:
-        """Plain JSON-able values, stable across runs, for cache keys and artifact metadata."""
-        return dataclasses.asdict(self)
+        """Plain JSON-able values, stable across runs, for cache keys and artifact metadata; the
+        later fields only when set, so a spec without them keys exactly as it did before them."""
+        out = dataclasses.asdict(self)
+        for name in _KEYED_WHEN_SET:
+            if out[name] == _DEFAULTS[name]:
+                del out[name]
+        return out
 
     @classmethod
     def for_modality(cls, kind: str, **overrides) -> PreprocessSpec:
@@ -77,6 +89,15 @@ class PreprocessSpec:
         return out + _field_problems(SimpleNamespace(**values))
 
 
+_KEYED_WHEN_SET = ("dicom_frame", "dicom_for_processing")
+_DEFAULTS = {field.name: field.default for field in dataclasses.fields(PreprocessSpec)}
+
+
+def _frame_value(value):
+    """A dicom_frame as a plain int, pool name or None (numpy ints from a table are ints)."""
+    return int(value) if _is_int(value) else value
+
+
 def _field_problems(spec) -> list[tuple[str, str]]:
     """(field, message) for every field of ``spec`` (anything with the fields as attributes) that
     is out of range or of the wrong type."""
@@ -99,6 +120,12 @@ def _field_problems(spec) -> list[tuple[str, str]]:
         out.append(("clahe_clip", f"must be > 0, got {spec.clahe_clip!r}"))
     if not _is_int(spec.clahe_tile) or spec.clahe_tile < 1:
         out.append(("clahe_tile", f"must be an integer >= 1, got {spec.clahe_tile!r}"))
+    frame = spec.dicom_frame
+    if not (frame is None or frame in FRAME_POOLS or (_is_int(frame) and frame >= 0)):
+        out.append(("dicom_frame", "must be null (single-frame DICOMs only), a frame index >= 0 or one of "
+                                   f"{list(FRAME_POOLS)}, got {frame!r}"))
+    if not isinstance(spec.dicom_for_processing, (bool, np.bool_)):
+        out.append(("dicom_for_processing", f"must be true or false, got {spec.dicom_for_processing!r}"))
     return out
 
 
