@@ -28,7 +28,8 @@ def cohort_study(study, record, manifest_path, out_dir):
     for b in study.backbones:
         resolved = record.weights(b.name)
         weights = "random" if resolved.get("fallback") else b.own_weights
-        backbones.append({"name": b.name, "weights": weights, "input_size": b.input_size})
+        backbones.append({"name": b.name, "weights": weights, "input_size": b.input_size,
+                          **({"params": b.params} if getattr(b, "params", None) else {})})
     return study.with_overrides([(["manifest"], str(Path(manifest_path).resolve())),
                                  (["output"], str(Path(out_dir).resolve())), (["extract", "backbones"], backbones),
                                  (["extract", "allow_random_fallback"], False)])

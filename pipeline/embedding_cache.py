@@ -8,6 +8,7 @@ the new record without being rewritten.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -254,7 +255,7 @@ def decoded_cache(ctx):
     return DecodedCache(ctx.study.run_dir / ".cache" / "decoded") if ctx.study.extract.decode_cache else None
 
 
-def _embed_modality(ctx, modality, targets, embedders, checkpoint, notes, decoded=None):
+def _embed_modality(ctx, modality, targets, embedders, checkpoint, notes, decoded=None, client=None):
     ex = ctx.study.extract
     mine = {t.name: t for t in targets if t.modality is modality and not t.unchanged}
     rows = next(iter(mine.values())).rows if mine else []
@@ -276,10 +277,38 @@ def _embed_modality(ctx, modality, targets, embedders, checkpoint, notes, decode
     needed = sorted({n for j in jobs for n in j.keys})
     log.info("%s: embedding %d image(s) with %s", modality.name, len(jobs), ", ".join(needed))
     with progress_bar(len(jobs), f"extract {modality.name}", "img", ctx.show_progress) as advance:
+        if client is not None:
+            from pipeline.cluster_extract import embed_on_cluster  # noqa: PLC0415
+
+            builds = {n: _build_args(mine[n], ex) for n in needed}
+            failures, counts = embed_on_cluster(client, jobs, builds, modality.preprocess, on_result, ex, advance,
+                                                notes.setdefault(modality.name, []),
+                                                decoded.folder if decoded is not None else None)
+            if decoded is not None:
+                decoded.hits, decoded.misses = decoded.hits + counts["hits"], decoded.misses + counts["decoded"]
+            return [(modality.name, f) for f in failures]
         return [(modality.name, f) for f in run_extraction(
             jobs, {n: embedders[n] for n in needed}, modality.preprocess, on_result, batch_size=ex.batch_size,
             workers=ex.workers, flip_tta=ex.flip_tta, progress=advance, allow_blank=ex.allow_blank,
             notes=notes.setdefault(modality.name, []), decoded=decoded)]
+
+
+def _build_args(target, ex):
+    """What ``build_embedder`` takes after the name, for a worker to build the same extractor."""
+    return (target.choice, target.input_size, ex.batch_size, ex.mixed_precision, _params(ex, target.name))
+
+
+@contextlib.contextmanager
+def _cluster(ctx):
+    """extract.scheduler's Dask client (None for a local run), and its description for the record."""
+    from pipeline.cluster import dask_client, describe, is_local  # noqa: PLC0415
+
+    scheduler = ctx.study.extract.scheduler
+    if is_local(scheduler):
+        yield None, None
+        return
+    with dask_client(scheduler, "extract.scheduler") as client:
+        yield client, describe(client)
 
 
 def _resolved(targets):
@@ -299,8 +328,9 @@ def embed_study(ctx, index):
     embedders = _build(ctx, targets, caches)
     checkpoint = _Checkpointer(ctx, targets)
     failures, notes, decoded = [], {}, decoded_cache(ctx)
-    for modality in ctx.study.modalities.values():
-        failures += _embed_modality(ctx, modality, targets, embedders, checkpoint, notes, decoded)
+    with _cluster(ctx) as (client, cluster):
+        for modality in ctx.study.modalities.values():
+            failures += _embed_modality(ctx, modality, targets, embedders, checkpoint, notes, decoded, client)
     lines = {(m, r[0]): r[1] for m, rows in index.items() for r in rows}
     for t in targets:
         if t.spec is None:
@@ -328,7 +358,8 @@ def embed_study(ctx, index):
                "notes": [f"line {lines.get((m, n.case_id), '?')}, {m}: {n.path}: {n.reason}"
                          for m, found in notes.items() for n in found],
                "resolved": {"weights": _resolved(targets)},
-               **({"decoded": {"hits": decoded.hits, "decoded": decoded.misses}} if decoded is not None else {})}
+               **({"decoded": {"hits": decoded.hits, "decoded": decoded.misses}} if decoded is not None else {}),
+               **({"cluster": cluster} if cluster else {})}
     _log(summary)
     return summary
 

@@ -33,7 +33,7 @@ class ExplainSettings:
 def _case_images(manifest, study, case_id):
     """(modality, view, image path, lesion or None) for each image the case has (every view)."""
     from pipeline.embedding_cache import lesion_of  # noqa: PLC0415
-    from pipeline.stages.extract import image_rows  # noqa: PLC0415
+    from pipeline.image_index import image_rows  # noqa: PLC0415
 
     out = []
     for m in study.modalities.values():

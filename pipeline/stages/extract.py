@@ -16,7 +16,9 @@ from pathlib import Path
 from features.backbones import DEFAULT_BACKBONES
 from features.hashing import hash_json
 from pipeline import settings as s
+from pipeline.cluster import EXPECTED, scheduler_ok
 from pipeline.contract import Artifact, Flag, Stage
+from pipeline.image_index import image_index, row_key
 
 VERSION = 1
 
@@ -57,6 +59,9 @@ class ExtractSettings:
                                           "how often partial results are saved", neutral=True)
     allow_random_fallback: bool = s.setting(False, s.boolean, "true or false",
                                             "use seeded random weights when ImageNet weights cannot be had (demo only)")
+    scheduler: str = s.setting("local", lambda v: scheduler_ok(v), EXPECTED,
+                               "where images are embedded: local (this process), dask-local:N (N worker "
+                               "processes), or a Dask scheduler address tcp://host:8786", neutral=True)
     decode_cache: bool = s.setting(True, s.boolean, "true or false",
                                    "keep each decoded, preprocessed image (<run>/.cache/decoded) so that another "
                                    "backbone never decodes it again", neutral=True)
@@ -118,60 +123,6 @@ def _backbone_items(items, section, where, errors):
                                   entry.get("input_size") or section.input_size, entry.get("weights"), name,
                                   copy.deepcopy(params)))
     return out
-
-
-def image_rows(manifest, modality):
-    """(case_id, image path, lesion or None, line number, view or None) for each image of a modality.
-
-    The lesion is a mask file's path, or the text of an ROI drawn from the row's circle/box cells."""
-    from pipeline.manifest.roi import roi_columns, row_roi  # noqa: PLC0415
-
-    frame = manifest.frame
-    out = []
-    for src in modality.sources:
-        cells = frame[[src.path_column, *([src.mask_column] if src.mask_column else []), *roi_columns(src.roi)]]
-        for i, (case_id, row) in enumerate(zip(frame["case_id"], cells.to_dict("records"))):
-            cell = row[src.path_column]
-            if cell == "":
-                continue
-            lesion = None
-            if src.mask_column and row[src.mask_column]:
-                lesion = manifest.resolve(row[src.mask_column])
-            elif src.roi:
-                shape = row_roi(src.roi, row)
-                lesion = shape.text() if shape is not None else None
-            out.append((case_id, manifest.resolve(cell), lesion, i + 2, src.view))
-    return out
-
-
-def image_shas(session, rows):
-    """{path: sha256 or None when the file is gone} for the images and masks of ``rows`` (an ROI's
-    text stands for itself: its hash is that of the text)."""
-    from features.roi import is_roi_text  # noqa: PLC0415
-
-    paths = [p for r in rows for p in (r[1], r[2]) if p is not None and not is_roi_text(p)]
-    present = [p for p in paths if p.is_file()]
-    found = session.hashes.many(present)
-    out = {str(p): found.get(str(p.resolve())) for p in paths}
-    out.update({r[2]: hash_json(r[2]) for r in rows if is_roi_text(r[2])})
-    return out
-
-
-def image_index(session):
-    """Per modality, [case_id, line, image, image sha, lesion sha, lesion, view] of every image, where
-    the lesion is a mask path or an ROI text and view is None for a modality without views."""
-    out = {}
-    for modality in session.study.modalities.values():
-        rows = image_rows(session.manifest, modality)
-        shas = image_shas(session, rows)
-        out[modality.name] = [[case, line, str(path), shas[str(path)], shas[str(mask)] if mask else None,
-                               str(mask) if mask else None, view] for case, path, mask, line, view in rows]
-    return out
-
-
-def row_key(row):
-    """What identifies an image row across runs: its case and view."""
-    return (row[0], row[6] if len(row) > 6 else None)
 
 
 def external(session):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from models.layout import ABLATIONS
 from pipeline import settings as s
+from pipeline.cluster import EXPECTED, scheduler_ok
 from pipeline.contract import Artifact, Flag, Stage
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,9 @@ class FitSettings:
     tune_iter: int = s.setting(10, s.pos_int, "a positive integer", "candidates tried per tuned learner")
     n_jobs: int = s.setting(2, lambda v: s.is_int(v) and (v > 0 or v == -1), "a positive integer or -1",
                             "parallel fits", neutral=True)
+    scheduler: str = s.setting("local", lambda v: scheduler_ok(v), EXPECTED,
+                               "where the fits run: local (n_jobs processes here), dask-local:N, or a Dask "
+                               "scheduler address tcp://host:8786", neutral=True)
     n_boot: int = s.setting(1000, lambda v: s.is_int(v) and v >= 100, "an integer >= 100",
                             "bootstrap resamples for held-out intervals")
 
@@ -117,14 +121,15 @@ def _message(outcome):
 _FOLD_KEYS = ("repeat", "fold", "n_train", "n_val", "metrics", "auc_ci", "rank_correlation", "flags")
 
 
-def _evaluate(label, estimator, data, fit, seed, positive):
+def _evaluate(label, estimator, data, fit, seed, positive, distributed=False):
     import numpy as np  # noqa: PLC0415
 
     from models.evaluate import cross_validate_learner, evaluate_holdout  # noqa: PLC0415
 
     X_train, y_train, g_train, folds, X_test, y_test = data
-    cv = cross_validate_learner(estimator, X_train, y_train, folds, n_jobs=fit.n_jobs, groups=g_train,
-                                positive=positive, random_state=seed)
+    with _scattered(distributed, X_train, y_train):
+        cv = cross_validate_learner(estimator, X_train, y_train, folds, n_jobs=-1 if distributed else fit.n_jobs,
+                                    groups=g_train, positive=positive, random_state=seed)
     hold = evaluate_holdout(estimator, X_train, y_train, X_test, y_test, groups_train=g_train,
                             n_boot=fit.n_boot, random_state=seed, positive=positive)
     fold_times = [f["fit_time"] for f in cv.folds]
@@ -137,7 +142,39 @@ def _evaluate(label, estimator, data, fit, seed, positive):
     return record, cv, hold
 
 
-def _fit_all(ctx, design, cache):
+def _scattered(distributed, *data):
+    """On a cluster, the folds of one learner run through joblib's Dask backend with its design
+    rows sent to the workers once (not once per fold)."""
+    import contextlib  # noqa: PLC0415
+
+    if not distributed:
+        return contextlib.nullcontext()
+    from joblib import parallel_config  # noqa: PLC0415
+
+    return parallel_config(backend="dask", scatter=list(data))
+
+
+def _on_cluster(ctx):
+    """(context manager yielding the cluster's description or None): fit.scheduler's cluster."""
+    import contextlib  # noqa: PLC0415
+
+    from pipeline.cluster import describe, is_local  # noqa: PLC0415
+
+    scheduler = ctx.study.fit.scheduler
+
+    @contextlib.contextmanager
+    def cluster():
+        if is_local(scheduler):
+            yield None
+            return
+        from pipeline.cluster import dask_client  # noqa: PLC0415
+
+        with dask_client(scheduler, "fit.scheduler") as client:
+            yield describe(client)
+    return cluster()
+
+
+def _fit_all(ctx, design, cache, distributed=False):
     import numpy as np  # noqa: PLC0415
     import pandas as pd  # noqa: PLC0415
 
@@ -166,7 +203,7 @@ def _fit_all(ctx, design, cache):
             data = (X[train], design.y[train], design.groups[train], design.train_folds(), X[test], design.y[test])
             estimator = build_estimator(label if is_main else STACK, lay, settings, seed, memory=cache)
             try:
-                record, cv, hold = _evaluate(label, estimator, data, fit, seed, positive)
+                record, cv, hold = _evaluate(label, estimator, data, fit, seed, positive, distributed)
             except ModelsError as exc:
                 raise ConfigError(f"fit: learner '{label}' cannot be evaluated on this design: {exc}") from None
             record["ablation"] = None if is_main else label[len(STACK) + 1:-1]
@@ -208,8 +245,8 @@ def compute(ctx):
     try:
         # BLAS stays single-threaded: threaded OpenBLAS next to busy joblib workers measured 100x
         # slower here (a 76 x 2048 SVD: 1 s instead of 10 ms); parallelism comes from the folds.
-        with threadpool_limits(limits=1):
-            results = _fit_all(ctx, design, str(cache))
+        with threadpool_limits(limits=1), _on_cluster(ctx) as cluster:
+            results = _fit_all(ctx, design, str(cache), distributed=cluster is not None)
             ctx.out.write_json("pca", pca_diagnostics(design.frame, design.layout, ~design.is_test))
     finally:
         shutil.rmtree(cache, ignore_errors=True)
@@ -222,7 +259,7 @@ def compute(ctx):
     ctx.out.write_json("metrics", metrics)
     return {"headline": _headline(results), "learners": [n for n, r in results.items() if r["ablation"] is None],
             "ablations": [n for n, r in results.items() if r["ablation"] is not None],
-            "n_train": metrics["n_train"], "n_test": metrics["n_test"]}
+            "n_train": metrics["n_train"], "n_test": metrics["n_test"], **({"cluster": cluster} if cluster else {})}
 
 
 STAGE = Stage(
