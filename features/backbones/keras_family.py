@@ -235,15 +235,23 @@ def scoped_global_state(keras, seed=None, policy=None):
     from keras.src.backend.common import global_state  # noqa: PLC0415
     from tensorflow.python.eager import context  # noqa: PLC0415
 
+    from keras.src.random import seed_generator  # noqa: PLC0415
+
     saved_keras = {k: global_state.get_global_attribute(k) for k in _KERAS_GLOBALS}
     saved_random, saved_numpy, saved_tf = random.getstate(), np.random.get_state(), context.global_seed()
+    shared_random = seed_generator.python_random
     try:
         if policy is not None:
             keras.config.set_dtype_policy(policy)
         if seed is not None:
             keras.utils.set_random_seed(seed)
+            # Unseeded initializers draw their seeds from Python's global `random`, which other threads
+            # (a Dask worker's event loop) draw from too; a private generator seeded alike gives the
+            # same numbers without the race.
+            seed_generator.python_random = random.Random(seed)
         yield
     finally:
+        seed_generator.python_random = shared_random
         for key, value in saved_keras.items():
             global_state.set_global_attribute(key, value)
         random.setstate(saved_random)

@@ -25,8 +25,7 @@ def scheduler():
 
 
 def _weights_file(folder):
-    """EfficientNet-B0 weights saved to a file, as a cluster's workers would load them (seeded random
-    construction is for tests on one machine: it is not the same in a Dask worker process)."""
+    """EfficientNet-B0 weights saved to a file, as a real cluster's workers load them."""
     from features.backbones import build_embedder, resolve_weights
 
     embedder = build_embedder("efficientnetb0", resolve_weights("efficientnetb0", "random", seed=5), input_size=32)
@@ -105,3 +104,20 @@ def test_scheduler_settings_are_checked_at_load(tmp_path):
         load_study(make_study(tmp_path), [(["extract", "scheduler"], "dask-local:0"), (["fit", "scheduler"], "slurm")])
     assert "extract.scheduler: expected 'local', 'dask-local:N'" in str(err.value)
     assert "fit.scheduler: expected" in str(err.value)
+
+
+def _random_weights_digest():
+    from features.backbones import build_embedder, resolve_weights
+
+    embedder = build_embedder("efficientnetb0", resolve_weights("efficientnetb0", "random", seed=3), input_size=32)
+    return [float(np.abs(w.numpy()).sum()) for w in embedder.model.weights]
+
+
+def test_seeded_random_weights_built_in_a_worker_equal_the_local_ones(scheduler):
+    """Unseeded Keras initializers draw from Python's global random, which a worker's event loop
+    also draws from: the construction must not depend on it."""
+    from distributed import Client
+
+    with Client(scheduler) as client:
+        remote = client.submit(_random_weights_digest, pure=False).result()
+    assert remote == _random_weights_digest()
