@@ -8,7 +8,7 @@ from __future__ import annotations
 from features.hashing import hash_json
 
 
-def image_rows(manifest, modality):
+def image_rows(manifest, modality, keep=None):
     """(case_id, image path, lesion or None, line number, view or None) for each image of a modality.
 
     The lesion is a mask file's path, or the text of an ROI drawn from the row's circle/box cells."""
@@ -20,7 +20,7 @@ def image_rows(manifest, modality):
         cells = frame[[src.path_column, *([src.mask_column] if src.mask_column else []), *roi_columns(src.roi)]]
         for i, (case_id, row) in enumerate(zip(frame["case_id"], cells.to_dict("records"))):
             cell = row[src.path_column]
-            if cell == "":
+            if cell == "" or (keep is not None and not keep[i]):
                 continue
             lesion = None
             if src.mask_column and row[src.mask_column]:
@@ -48,13 +48,23 @@ def image_shas(session, rows):
 def image_index(session):
     """Per modality, [case_id, line, image, image sha, lesion sha, lesion, view] of every image, where
     the lesion is a mask path or an ROI text and view is None for a modality without views."""
-    out = {}
+    out, keep = {}, labelled_rows(session.study, session.manifest.frame)
     for modality in session.study.modalities.values():
-        rows = image_rows(session.manifest, modality)
+        rows = image_rows(session.manifest, modality, keep)
         shas = image_shas(session, rows)
         out[modality.name] = [[case, line, str(path), shas[str(path)], shas[str(mask)] if mask else None,
                                str(mask) if mask else None, view] for case, path, mask, line, view in rows]
     return out
+
+
+def labelled_rows(study, frame):
+    """Rows whose label ``label.drop`` leaves out are not embedded (fuse would never use them: BUSI's
+    normals with their empty masks, in a lesion study); None when the manifest has no labels."""
+    if study.label_column not in frame.columns:
+        return None
+    from pipeline.manifest.labels import effective_labels  # noqa: PLC0415
+
+    return (effective_labels(study, frame[study.label_column]) != "").to_numpy()
 
 
 def row_key(row):

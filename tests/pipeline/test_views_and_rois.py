@@ -175,3 +175,20 @@ def test_roi_missing_exclude_leaves_out_the_cases_without_an_roi(tmp_path):
     meta = catalog(study).design().meta
     assert {e["case_id"] for e in meta["excluded"]} == {"c002", "c005"}
     assert all("roi.missing: exclude" in e["reason"] for e in meta["excluded"])
+
+
+def test_cases_dropped_by_label_are_not_embedded(tmp_path):
+    """BUSI's normals have empty masks: a lesion study that drops them must not try to crop them."""
+    path = _roi_study(tmp_path, n=12)
+    frame = pd.read_csv(tmp_path / "manifest.csv", dtype=str, keep_default_na=False)
+    frame.loc[[0, 1, 2], "label"] = "normal"
+    frame.loc[[0, 1, 2], "x"] = "900"            # an ROI outside the image: an error if it were embedded
+    frame.to_csv(tmp_path / "manifest.csv", index=False)
+    raw = yaml.safe_load(path.read_text())
+    raw["label"] = {"drop": ["normal"], "positive": "malignant"}
+    raw["fuse"] = {"n_folds": 2, "test_size": 0.34}
+    path.write_text(yaml.safe_dump(raw))
+    study = load_study(path)
+    run(study, "extract", "fuse")
+    table = catalog(study).read("extract:embeddings", modality="ultrasound", backbone="handcrafted")
+    assert sorted(table.case_ids) == [f"c{i:03d}" for i in range(3, 12)]
