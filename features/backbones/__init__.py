@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 
-from features.backbones import handcrafted_family, keras_family, radiomics_family
+from features.backbones import handcrafted_family, keras_family, radiomics_family, torch_family
 from features.backbones.handcrafted_family import HANDCRAFTED, HandcraftedEmbedder
 from features.backbones.keras_family import (BACKBONES, GENERIC_INPUT_SIZE, BackboneInfo, KerasEmbedder,
                                              _keras_constructor, keras_home, offline_hint)
@@ -22,7 +22,8 @@ from features.hashing import file_sha256, tensorflow_version, version_of
 DEFAULT_BACKBONES = ("resnet50", "vgg16", "efficientnetb0", "handcrafted")
 
 #: Family name -> module implementing ``protocol.Family``; the first that knows a name builds it.
-FAMILIES: dict[str, Family] = {"handcrafted": handcrafted_family, "keras": keras_family, "radiomics": radiomics_family}
+FAMILIES: dict[str, Family] = {"handcrafted": handcrafted_family, "keras": keras_family, "radiomics": radiomics_family,
+                               "torch": torch_family}
 
 __all__ = ["BACKBONES", "DEFAULT_BACKBONES", "FAMILIES", "GENERIC_INPUT_SIZE", "HANDCRAFTED", "BackboneInfo", "Embedder", "Family",
            "HandcraftedEmbedder", "KerasEmbedder", "WeightsChoice", "_keras_constructor", "backbone_problems",
