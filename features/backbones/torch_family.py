@@ -206,7 +206,9 @@ class TorchEmbedder:
         self.name, self.choice, self.batch_size = name, choice, max(int(batch_size), 2)
         self.input_size = input_size or default_input_size(name)
         with _seeded(torch, choice.seed if choice.kind == "random" else None):
-            model, self.mean, self.std, described = self._model(torch, name, choice)
+            model, mean, std, described = self._model(torch, name, choice)
+        self.mean, self.std = (np.asarray(v, np.float32).reshape(-1, 1, 1) * np.ones((3, 1, 1), np.float32)
+                               for v in (mean, std))
         model.eval().requires_grad_(False)
         cuda = torch.cuda.is_available()
         self.device = "GPU" if cuda else "CPU"
@@ -220,11 +222,13 @@ class TorchEmbedder:
         self.spec = {"backbone": name, "kind": "torch", **described, "weights": choice.kind,
                      "weights_identity": choice.identity, "weights_sha256": weights_sha,
                      "input_size": self.input_size, "pooling": "avg", "include_top": False,
-                     "preprocess": f"gray to 3 channels, (x - {self.mean}) / {self.std}", "dim": self.dim,
+                     "preprocess": {"channels": "gray x3", "scale": "0-255", "mean": self.mean.ravel().tolist(),
+                                    "std": self.std.ravel().tolist()}, "dim": self.dim,
                      "mixed_precision": self.mixed, "torch": torch.__version__}
 
     def _model(self, torch, name, choice):
-        """(model whose forward gives pooled features, mean, std on the 0-255 scale, spec entries)."""
+        """(model whose forward gives pooled features, mean and std on the 0-255 scale (a number or one
+        per channel), spec entries)."""
         if name == LITE0:
             from features.backbones import torch_lite0  # noqa: PLC0415  (imports torch)
 
@@ -252,8 +256,8 @@ class TorchEmbedder:
                 tuple(f"{c}." for c in _classifier_names(model)))}
             load_strict(model, state, name, f"file {choice.path}")
         cfg = model.pretrained_cfg
-        mean, std = (float(np.mean(cfg.get("mean", (0.485, 0.456, 0.406))) * 255),
-                     float(np.mean(cfg.get("std", (0.229, 0.224, 0.225))) * 255))
+        mean, std = (np.asarray(cfg.get(k, default)) * 255 for k, default in
+                     (("mean", (0.485, 0.456, 0.406)), ("std", (0.229, 0.224, 0.225))))
         return model, mean, std, {"class": type(model).__name__, "timm": timm.__version__,
                                   "timm_model": model_name, "pretrained_tag": cfg.get("tag")}
 
@@ -261,8 +265,8 @@ class TorchEmbedder:
         """Square, 3-channel, normalised float32 image, channels first (runs in worker threads)."""
         from features.preprocess import fit_square  # noqa: PLC0415  (keeps cv2 out of validation)
 
-        square = (fit_square(gray, self.input_size, resize_mode).astype(np.float32) - self.mean) / self.std
-        return np.ascontiguousarray(np.broadcast_to(square, (3, *square.shape)), dtype=np.float32)
+        square = fit_square(gray, self.input_size, resize_mode).astype(np.float32)
+        return np.ascontiguousarray((square[None] - self.mean) / self.std, dtype=np.float32)
 
     def _run(self, batch):
         torch = self._torch
