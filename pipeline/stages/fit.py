@@ -143,15 +143,16 @@ def _evaluate(label, estimator, data, fit, seed, positive, distributed=False):
 
 
 def _scattered(distributed, *data):
-    """On a cluster, the folds of one learner run through joblib's Dask backend with its design
-    rows sent to the workers once (not once per fold)."""
+    """On a cluster, the folds of one learner run through joblib's Dask backend, which sends its
+    design rows to the workers once per learner, not once per fold (it scatters each large argument
+    once per call). An explicit broadcast ``scatter=`` was seen to hang the workers in get_data."""
     import contextlib  # noqa: PLC0415
 
     if not distributed:
         return contextlib.nullcontext()
     from joblib import parallel_config  # noqa: PLC0415
 
-    return parallel_config(backend="dask", scatter=list(data))
+    return parallel_config(backend="dask")
 
 
 def _on_cluster(ctx):
