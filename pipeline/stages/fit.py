@@ -127,7 +127,7 @@ def _evaluate(label, estimator, data, fit, seed, positive, distributed=False):
     from models.evaluate import cross_validate_learner, evaluate_holdout  # noqa: PLC0415
 
     X_train, y_train, g_train, folds, X_test, y_test = data
-    with _scattered(distributed, X_train, y_train):
+    with _dask_backend(distributed):
         cv = cross_validate_learner(estimator, X_train, y_train, folds, n_jobs=-1 if distributed else fit.n_jobs,
                                     groups=g_train, positive=positive, random_state=seed)
     hold = evaluate_holdout(estimator, X_train, y_train, X_test, y_test, groups_train=g_train,
@@ -142,7 +142,7 @@ def _evaluate(label, estimator, data, fit, seed, positive, distributed=False):
     return record, cv, hold
 
 
-def _scattered(distributed, *data):
+def _dask_backend(distributed):
     """On a cluster, the folds of one learner run through joblib's Dask backend, which sends its
     design rows to the workers once per learner, not once per fold (it scatters each large argument
     once per call). An explicit broadcast ``scatter=`` was seen to hang the workers in get_data."""
