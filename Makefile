@@ -6,10 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup browser demo test bench reference clean-runs
 
-$(STAMP): requirements.txt requirements-common.txt requirements-dev.txt requirements-torch.txt
+$(STAMP): requirements.txt requirements-common.txt requirements-dev.txt requirements-torch.txt requirements-openvino.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --disable-pip-version-check -r requirements-dev.txt -r requirements-torch.txt
+	$(BIN)/python -m pip install --disable-pip-version-check -r requirements-dev.txt -r requirements-torch.txt \
+	  -r requirements-openvino.txt
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -12,8 +12,9 @@ from features.extraction import run_extraction
 
 
 def embed_shard(jobs, builds, spec, batch_size, flip_tta, allow_blank, decoded_dir=None):
-    """Embed ``jobs`` with the extractors ``builds`` describes ({name: (choice, input size, batch
-    size, mixed precision)}); return (results, failures, notes, counts) where results are
+    """Embed ``jobs`` with the extractors ``builds`` describes ({name: ``build_embedder``'s arguments
+    after the name: choice, input size, batch size, mixed precision, params, runtime, runtime cache
+    folder}); return (results, failures, notes, counts) where results are
     [(name, [job index in the shard], embeddings)] in batches as they were made, and counts holds
     the decoded-image cache's hits and decodes on this worker."""
     import numpy as np  # noqa: PLC0415

@@ -159,7 +159,7 @@ def _build(ctx, targets, caches):
             continue
         try:
             embedders[t.name] = build_embedder(t.name, t.choice, t.input_size, ex.batch_size, ex.mixed_precision,
-                                               _params(ex, t.name))
+                                               _params(ex, t.name), **runtime_args(ctx.study))
         except WeightsError as exc:
             if not (t.choice.kind == "imagenet" and ex.allow_random_fallback):
                 raise
@@ -174,7 +174,7 @@ def _build(ctx, targets, caches):
                 _set_keys(other, ex)
                 caches.load(other)
             embedders[t.name] = build_embedder(t.name, choice, t.input_size, ex.batch_size, ex.mixed_precision,
-                                               _params(ex, t.name))
+                                               _params(ex, t.name), **runtime_args(ctx.study))
     for t in targets:
         if t.name in embedders:
             t.spec = embedders[t.name].spec
@@ -255,6 +255,12 @@ def decoded_cache(ctx):
     return DecodedCache(ctx.study.run_dir / ".cache" / "decoded") if ctx.study.extract.decode_cache else None
 
 
+def runtime_args(study):
+    """``build_embedder``'s runtime and cache folder (<run>/.cache/openvino: converted models, used by
+    ``extract.runtime: openvino`` only)."""
+    return {"runtime": study.extract.runtime, "cache_dir": study.run_dir / ".cache" / "openvino"}
+
+
 def _embed_modality(ctx, modality, targets, embedders, checkpoint, notes, decoded=None, client=None):
     ex = ctx.study.extract
     mine = {t.name: t for t in targets if t.modality is modality and not t.unchanged}
@@ -280,7 +286,7 @@ def _embed_modality(ctx, modality, targets, embedders, checkpoint, notes, decode
         if client is not None:
             from pipeline.cluster_extract import embed_on_cluster  # noqa: PLC0415
 
-            builds = {n: _build_args(mine[n], ex) for n in needed}
+            builds = {n: _build_args(mine[n], ctx.study) for n in needed}
             failures, counts = embed_on_cluster(client, jobs, builds, modality.preprocess, on_result, ex, advance,
                                                 notes.setdefault(modality.name, []),
                                                 decoded.folder if decoded is not None else None)
@@ -293,9 +299,11 @@ def _embed_modality(ctx, modality, targets, embedders, checkpoint, notes, decode
             notes=notes.setdefault(modality.name, []), decoded=decoded)]
 
 
-def _build_args(target, ex):
+def _build_args(target, study):
     """What ``build_embedder`` takes after the name, for a worker to build the same extractor."""
-    return (target.choice, target.input_size, ex.batch_size, ex.mixed_precision, _params(ex, target.name))
+    ex, runtime = study.extract, runtime_args(study)
+    return (target.choice, target.input_size, ex.batch_size, ex.mixed_precision, _params(ex, target.name),
+            runtime["runtime"], runtime["cache_dir"])
 
 
 @contextlib.contextmanager

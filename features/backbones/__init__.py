@@ -95,10 +95,18 @@ def resolve_weights(name, weights, seed, params=None) -> WeightsChoice:
     return family.resolve_weights(key, weights, seed, **_params(name, family, params))
 
 
-def build_embedder(name, choice, input_size=None, batch_size=16, mixed_precision=False, params=None) -> Embedder:
-    """Load one extractor for the given resolved weights (once per process: models are reused)."""
+def build_embedder(name, choice, input_size=None, batch_size=16, mixed_precision=False, params=None,
+                   runtime="tensorflow", cache_dir=None) -> Embedder:
+    """Load one extractor for the given resolved weights (once per process: models are reused).
+
+    ``runtime`` (``extract.runtime``) and ``cache_dir`` (where a converted model may be kept) reach
+    only the families that take them (``TAKES_RUNTIME``); the others ignore them.
+    """
     key, family = _family(name)
-    return family.build(key, choice, input_size, batch_size, mixed_precision, **_params(name, family, params))
+    kwargs = _params(name, family, params)
+    if getattr(family, "TAKES_RUNTIME", False):
+        kwargs.update(runtime=runtime, cache_dir=cache_dir)
+    return family.build(key, choice, input_size, batch_size, mixed_precision, **kwargs)
 
 
 def backbone_problems(name, weights=None, params=None) -> list[str]:

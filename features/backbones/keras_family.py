@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import random
 import socket
@@ -21,7 +22,12 @@ from features.backbones.protocol import WeightsChoice, random_seed_for
 from features.errors import BackboneError, WeightsError
 from features.hashing import file_sha256, version_of
 
+log = logging.getLogger(__name__)
 NOTE = "any keras.applications model"
+#: The engines that can run the forward pass (``extract.runtime``); the first is the default.
+RUNTIMES = ("tensorflow", "openvino")
+#: ``build`` takes ``runtime`` and ``cache_dir`` (see ``protocol.Family``).
+TAKES_RUNTIME = True
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,15 @@ def resolve_weights(name, weights, seed, params=None):
     if not path.is_file():
         raise WeightsError(_not_found(name, weights))
     return WeightsChoice("file", f"sha256:{file_sha256(path)}", path=path.resolve())
+
+
+def runtime_problems(runtime):
+    """What stops ``runtime`` from running here ([] when it can), without importing it."""
+    from features.backbones import openvino_runtime  # noqa: PLC0415
+
+    if runtime == "openvino" and not openvino_runtime.installed():
+        return [openvino_runtime.missing_message()]
+    return []
 
 
 def offline_hint(name, file_name=None):
@@ -264,18 +279,28 @@ class KerasEmbedder:
     """A frozen keras.applications model with global average pooling, run on fixed-size batches.
 
     Fixed-size batches (the last one padded) keep one traced graph and give every image the same
-    numbers whatever batch it lands in.
+    numbers whatever batch it lands in. ``runtime="openvino"`` runs the same model converted to
+    OpenVINO, on the CPU in float32 (``openvino_runtime``), the converted model kept in ``cache_dir``.
     """
 
     feature_names = None  # CNN features have no names
 
-    def __init__(self, name, choice, input_size=None, batch_size=16, mixed_precision=False):
-        self.name, self.choice = name, choice
+    def __init__(self, name, choice, input_size=None, batch_size=16, mixed_precision=False, runtime="tensorflow",
+                 cache_dir=None):
+        if runtime not in RUNTIMES:
+            raise BackboneError(f"Unknown runtime {runtime!r} for backbone '{name}': expected one of "
+                                f"{', '.join(RUNTIMES)}.")
+        self.name, self.choice, self.runtime = name, choice, runtime
         self.input_size = input_size or default_input_size(name)
         self.batch_size = batch_size
+        if runtime == "openvino":   # before TensorFlow loads, so a missing package costs nothing
+            from features.backbones import openvino_runtime  # noqa: PLC0415
+
+            openvino_runtime.import_openvino()
         keras, tf = _import_keras()
         ctor, self._preprocess, preprocess_name = _keras_constructor(keras, name)
-        self.device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
+        gpu = runtime == "tensorflow" and tf.config.list_physical_devices("GPU")
+        self.device = "GPU" if gpu else "CPU"
         mixed = bool(mixed_precision and self.device == "GPU")
         shape = (self.input_size, self.input_size, 3)
         weights = {"imagenet": "imagenet", "file": str(choice.path), "random": None}[choice.kind]
@@ -294,14 +319,29 @@ class KerasEmbedder:
         elif choice.kind == "file":
             weights_sha = choice.identity.split(":", 1)[1]
         self.dim = int(self.model.output_shape[-1])
-        self._forward = tf.function(lambda x: self.model(x, training=False),
-                                    input_signature=[tf.TensorSpec((batch_size, *shape), tf.float32)])
+        if runtime == "openvino":
+            self._forward = self._openvino(weights_sha or choice.identity, keras, tf, cache_dir)
+        else:
+            self._forward = tf.function(lambda x: self.model(x, training=False),
+                                        input_signature=[tf.TensorSpec((batch_size, *shape), tf.float32)])
         self.spec = {"backbone": name, "kind": "keras", "class": self.model.name,
                      "weights": choice.kind, "weights_identity": choice.identity,
                      "weights_sha256": weights_sha, "input_size": self.input_size,
                      "pooling": "avg", "include_top": False,
                      "preprocess_input": preprocess_name, "dim": self.dim,
                      "mixed_precision": mixed, "tensorflow": tf.__version__, "keras": keras.__version__}
+
+    def _openvino(self, weights, keras, tf, cache_dir):
+        """The forward pass on OpenVINO, the converted model read from ``cache_dir`` or converted now."""
+        from features.backbones import openvino_runtime  # noqa: PLC0415
+
+        versions = {"keras": keras.__version__, "tensorflow": tf.__version__}
+        ov_model, converted = openvino_runtime.load_or_convert(self.model, self.name, weights, self.input_size,
+                                                               versions, cache_dir)
+        log.info("%s: OpenVINO on the CPU, float32 (%s)", self.name,
+                 "converted now" + (f", kept in {cache_dir}" if cache_dir else "") if converted
+                 else f"converted model read from {cache_dir}")
+        return openvino_runtime.OpenVinoForward(ov_model, self.batch_size, self.input_size)
 
     def prepare(self, gray, mask=None, resize_mode="pad"):
         """Square, 3-channel, backbone-normalised float32 image (runs in worker threads)."""
@@ -325,7 +365,13 @@ class KerasEmbedder:
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
 
-@functools.lru_cache(maxsize=8)
-def build(name, choice, input_size=None, batch_size=16, mixed_precision=False, params=None):
+def build(name, choice, input_size=None, batch_size=16, mixed_precision=False, params=None, runtime="tensorflow",
+          cache_dir=None):
     """One model per setting per process: extract, explain and predict reuse it."""
-    return KerasEmbedder(name, choice, input_size, batch_size, mixed_precision)
+    return _build(name, choice, input_size, batch_size, mixed_precision, runtime,
+                  Path(cache_dir) if cache_dir is not None and runtime == "openvino" else None)
+
+
+@functools.lru_cache(maxsize=8)
+def _build(name, choice, input_size, batch_size, mixed_precision, runtime, cache_dir):
+    return KerasEmbedder(name, choice, input_size, batch_size, mixed_precision, runtime, cache_dir)

@@ -74,7 +74,10 @@ class Family(Protocol):
     NOTE: str
     # Optional flags (absent means False): USES_MASK, the lesion mask changes the numbers (so it
     # enters the cache key); TAKES_PARAMS, the backbone's ``params`` mapping is passed to
-    # ``problems``, ``resolve_weights`` and ``build`` (a family without it is given none).
+    # ``problems``, ``resolve_weights`` and ``build`` (a family without it is given none);
+    # TAKES_RUNTIME, ``build`` takes ``runtime`` (one of the family's ``RUNTIMES``, ``extract.runtime``)
+    # and ``cache_dir`` (a folder where it may keep what it derives from a model, e.g. a converted copy),
+    # and ``runtime_problems(runtime)`` says, without importing it, what stops a runtime from running here.
 
     def knows(self, name: str) -> bool:
         """Whether this family builds ``name``."""

@@ -71,11 +71,12 @@ def _view_pool(ctx, modality, view, case):
 def _embedders(ctx):
     """One embedder per backbone, built from the weights the run really used."""
     from features.backbones import build_embedder  # noqa: PLC0415
+    from pipeline.embedding_cache import runtime_args  # noqa: PLC0415
 
     ex, record = ctx.study.extract, ctx.run_record
     return {b.name: (lambda b=b: build_embedder(b.name, record.weights_choice(b.name),
                                                 record.weights(b.name)["input_size"], ex.batch_size,
-                                                ex.mixed_precision))
+                                                ex.mixed_precision, **runtime_args(ctx.study)))
             for b in ex.backbones}
 
 

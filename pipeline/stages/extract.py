@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from features.backbones import DEFAULT_BACKBONES
+from features.backbones.keras_family import RUNTIMES
 from features.hashing import hash_json
 from pipeline import settings as s
 from pipeline.cluster import EXPECTED, scheduler_ok
@@ -68,6 +69,12 @@ class ExtractSettings:
     allow_blank: bool = s.setting(False, s.boolean, "true or false",
                                   "embed images under 32 px or blank with a warning instead of stopping",
                                   neutral=True)
+    # neutral: OpenVINO's embeddings (float32) equal TensorFlow's to 1e-5 relative
+    # (tests/features/test_openvino_runtime.py)
+    runtime: str = s.setting(RUNTIMES[0], s.one_of(RUNTIMES), f"one of {', '.join(RUNTIMES)}",
+                             "what runs the Keras CNNs: tensorflow, or openvino (CPU, float32; the converted model "
+                             "is kept in <run>/.cache/openvino; pip install -r requirements-openvino.txt)",
+                             neutral=True)
 
     @classmethod
     def parse(cls, mapping, where, errors):
@@ -78,7 +85,8 @@ class ExtractSettings:
         return cls(**{**s.as_dict(section), "backbones": backbones})
 
     def problems(self, where):
-        """Backbone names against the registries, a study-wide weights path that does not exist."""
+        """Backbone names against the registries, a study-wide weights path that does not exist, a
+        runtime whose package is not installed."""
         from features.backbones import backbone_problems  # noqa: PLC0415
 
         out = [f"{where}backbones[{i}]: {p}" for i, b in enumerate(self.backbones)
@@ -86,7 +94,22 @@ class ExtractSettings:
         if self.weights not in ("imagenet", "random") and not Path(self.weights).expanduser().exists():
             out.append(f"{where}weights: {self.weights} is neither 'imagenet', 'random' nor an existing "
                        f".h5 file or folder")
-        return out
+        return out + self._runtime_problems(where)
+
+    def _runtime_problems(self, where):
+        """A runtime that cannot run here, when a backbone would use it (only the Keras family does)."""
+        from features.backbones import FAMILIES, family_of  # noqa: PLC0415
+        from features.errors import BackboneError  # noqa: PLC0415
+
+        families = set()
+        for b in self.backbones:
+            try:
+                families.add(family_of(b.spelled or b.name))
+            except BackboneError:   # an unknown name: reported above
+                continue
+        takers = [FAMILIES[f] for f in sorted(families) if getattr(FAMILIES[f], "TAKES_RUNTIME", False)]
+        found = dict.fromkeys(p for family in takers for p in family.runtime_problems(self.runtime))
+        return [f"{where}runtime: {p}" for p in found]
 
 
 _ENTRY_KEYS = ("name", "weights", "input_size", "params")
