@@ -14,6 +14,13 @@ from sklearn.utils.validation import check_is_fitted
 from .splits import cv_folds
 
 
+def stacked_features(probas, classes):
+    """The meta-learner's inputs: each base learner's class probabilities side by side, only the
+    positive-class column of each when the problem is binary."""
+    keep = slice(1, None) if len(classes) == 2 else slice(None)
+    return np.hstack([p[:, keep] for p in probas])
+
+
 class StackedPipelines(ClassifierMixin, BaseEstimator):
     """Meta-learner on out-of-fold class probabilities of full base pipelines.
 
@@ -52,8 +59,15 @@ class StackedPipelines(ClassifierMixin, BaseEstimator):
         return LogisticRegression(max_iter=2000)
 
     def _stack(self, probas):
-        keep = slice(1, None) if len(self.classes_) == 2 else slice(None)
-        return np.hstack([p[:, keep] for p in probas])
+        return stacked_features(probas, self.classes_)
+
+    def assembled(self, fitted_estimators, fitted_final, classes):
+        """This stack as if ``fit`` had run, from base pipelines and a meta-learner fitted
+        elsewhere on the same rows (``models.cross_fit`` fits the parts once for many models)."""
+        self.classes_ = np.asarray(classes)
+        self.estimators_ = list(fitted_estimators)
+        self.final_estimator_ = fitted_final
+        return self
 
     def meta_feature_names(self):
         """Names of the meta-learner's inputs, e.g. "svm:malignant"."""

@@ -60,6 +60,10 @@ class FitSettings:
     scheduler: str = s.setting("local", lambda v: scheduler_ok(v), EXPECTED,
                                "where the fits run: local (n_jobs processes here), dask-local:N, or a Dask "
                                "scheduler address tcp://host:8786", neutral=True)
+    cache: bool = s.setting(True, s.boolean, "true or false",
+                            "keep each fit's predictions in <run>/.cache/fit under the fingerprint of its learner, "
+                            "columns and rows, so re-runs and ablations read them instead of fitting again",
+                            neutral=True)
     n_boot: int = s.setting(1000, lambda v: s.is_int(v) and v >= 100, "an integer >= 100",
                             "bootstrap resamples for held-out intervals")
 
@@ -121,31 +125,22 @@ def _message(outcome):
 _FOLD_KEYS = ("repeat", "fold", "n_train", "n_val", "metrics", "auc_ci", "rank_correlation", "flags")
 
 
-def _evaluate(label, estimator, data, fit, seed, positive, distributed=False):
+def _record(label, cv, hold, y_train, positive):
     import numpy as np  # noqa: PLC0415
 
-    from models.evaluate import cross_validate_learner, evaluate_holdout  # noqa: PLC0415
-
-    X_train, y_train, g_train, folds, X_test, y_test = data
-    with _dask_backend(distributed):
-        cv = cross_validate_learner(estimator, X_train, y_train, folds, n_jobs=-1 if distributed else fit.n_jobs,
-                                    groups=g_train, positive=positive, random_state=seed)
-    hold = evaluate_holdout(estimator, X_train, y_train, X_test, y_test, groups_train=g_train,
-                            n_boot=fit.n_boot, random_state=seed, positive=positive)
     fold_times = [f["fit_time"] for f in cv.folds]
-    record = {"learner": label, "cv": cv.summary(), "cv_pooled": cv.pooled_metrics(y_train, positive),
-              "holdout": hold.metrics, "holdout_ci": hold.ci,
-              "fit_time": {"cv_fold_mean": float(np.mean(fold_times)), "final": hold.fit_time},
-              "predict_time": hold.predict_time,
-              "notes": sorted(set(hold.notes + [n for f in cv.folds for n in f.get("notes", [])])),
-              "folds": [{k: f[k] for k in _FOLD_KEYS} for f in cv.folds], "warnings": cv.warnings()}
-    return record, cv, hold
+    return {"learner": label, "cv": cv.summary(), "cv_pooled": cv.pooled_metrics(y_train, positive),
+            "holdout": hold.metrics, "holdout_ci": hold.ci,
+            "fit_time": {"cv_fold_mean": float(np.mean(fold_times)), "final": hold.fit_time},
+            "predict_time": hold.predict_time,
+            "notes": sorted(set(hold.notes + [n for f in cv.folds for n in f.get("notes", [])])),
+            "folds": [{k: f[k] for k in _FOLD_KEYS} for f in cv.folds], "warnings": cv.warnings()}
 
 
 def _dask_backend(distributed):
-    """On a cluster, the folds of one learner run through joblib's Dask backend, which sends its
-    design rows to the workers once per learner, not once per fold (it scatters each large argument
-    once per call). An explicit broadcast ``scatter=`` was seen to hang the workers in get_data."""
+    """On a cluster, every fit runs through joblib's Dask backend, which sends the design to the
+    workers once for the whole pool of fits (it scatters each large argument once per call). An
+    explicit broadcast ``scatter=`` was seen to hang the workers in get_data."""
     import contextlib  # noqa: PLC0415
 
     if not distributed:
@@ -175,14 +170,33 @@ def _on_cluster(ctx):
     return cluster()
 
 
-def _fit_all(ctx, design, cache, distributed=False):
+def _jobs(fit, settings, layout, seed):
+    """(jobs for models.cross_fit, which labels are saved models): every learner and the stack on
+    the whole layout, then the stack on each ablation's blocks."""
+    from models.build import build_estimator  # noqa: PLC0415
+    from models.cross_fit import Job  # noqa: PLC0415
+    from models.layout import ablation_layouts  # noqa: PLC0415
+
+    names = list(fit.learners) + ([STACK] if fit.stack else [])
+    extra = ablation_layouts(layout, fit.ablations) if fit.stack else {}
+    jobs = [Job(n, layout.columns, build_estimator(n, layout, settings, seed), keep=True) for n in names]
+    jobs += [Job(f"{STACK}[{a}]", lay.columns, build_estimator(STACK, lay, settings, seed)) for a, lay in extra.items()]
+    return jobs, {n: layout for n in names}
+
+
+def fit_cache(ctx):
+    """The run's cache of fits' predictions (<run>/.cache/fit), or None when fit.cache is off."""
+    from models.prediction_cache import PredictionCache  # noqa: PLC0415
+
+    return PredictionCache(ctx.study.run_dir / ".cache" / "fit" if ctx.study.fit.cache else None)
+
+
+def _fit_all(ctx, design, distributed=False):
     import numpy as np  # noqa: PLC0415
     import pandas as pd  # noqa: PLC0415
 
+    from models.cross_fit import Comparison, FitFailed, PlannedFits  # noqa: PLC0415
     from models.errors import ModelsError  # noqa: PLC0415
-    from models.build import build_estimator  # noqa: PLC0415
-    from models.layout import ablation_layouts  # noqa: PLC0415
-    from models.learners import without_cache  # noqa: PLC0415
     from models.persistence import save_model  # noqa: PLC0415
     from pipeline.errors import ConfigError  # noqa: PLC0415
     from pipeline.fingerprint import library_versions  # noqa: PLC0415
@@ -190,49 +204,53 @@ def _fit_all(ctx, design, cache, distributed=False):
     from pipeline.transaction import crash_point  # noqa: PLC0415
 
     fit, seed, layout = ctx.study.fit, ctx.study.seed, design.layout
-    settings, positive = fit.model_settings(), design.meta["positive"]
+    positive = design.meta["positive"]
     train, test = ~design.is_test, design.is_test
     ids = design.frame.index.to_numpy()
-    names = list(fit.learners) + ([STACK] if fit.stack else [])
-    extra = ablation_layouts(layout, fit.ablations) if fit.stack else {}
-    jobs = [(n, layout, True) for n in names] + [(f"{STACK}[{a}]", lay, False) for a, lay in extra.items()]
-    results, cv_rows, hold_rows = {}, [], []
+    jobs, saved = _jobs(fit, fit.model_settings(), layout, seed)
+    comparison = Comparison(design.frame[train], design.y[train], design.groups[train], design.train_folds(),
+                            design.frame[test], design.y[test], positive, seed, fit.n_boot)
     crash_point("fit:before-models")
-    with progress_bar(len(jobs), "fit", "model", ctx.show_progress) as advance:
-        for label, lay, is_main in jobs:
-            X = design.frame[lay.columns]
-            data = (X[train], design.y[train], design.groups[train], design.train_folds(), X[test], design.y[test])
-            estimator = build_estimator(label if is_main else STACK, lay, settings, seed, memory=cache)
-            try:
-                record, cv, hold = _evaluate(label, estimator, data, fit, seed, positive, distributed)
-            except ModelsError as exc:
-                raise ConfigError(f"fit: learner '{label}' cannot be evaluated on this design: {exc}") from None
-            record["ablation"] = None if is_main else label[len(STACK) + 1:-1]
-            results[label] = record
-            for r, proba in enumerate(cv.oof_proba):
-                seen = ~np.isnan(proba).any(1)
-                cv_rows.append(_prediction_rows(label, ids[train][seen], design.y[train][seen], proba[seen],
-                                                cv.classes, {"repeat": r}))
-            hold_rows.append(_prediction_rows(label, ids[test], design.y[test], hold.proba, hold.classes, {}))
-            if is_main:
-                save_model(without_cache(hold.estimator), ctx.out.path("model", learner=label))
-                ctx.out.write_json("model_info", {
-                    "learner": label, "classes": list(hold.classes), "positive": positive,
-                    "layout": lay.to_dict(), "columns": lay.columns, "fit": ctx.study.config_of(["fit"])["fit"],
-                    "seed": seed, "fingerprint": ctx.fingerprint, "design_fingerprint": design.meta["fingerprint"],
-                    "blocks": design.meta["blocks"], "versions": library_versions()}, learner=label)
-                crash_point("fit:after-model")
-            log.info("fit: %s: CV AUC %.3f ± %.3f, held-out AUC %.3f", label, record["cv"]["roc_auc"]["mean"],
-                     record["cv"]["roc_auc"]["sd"], record["holdout"]["roc_auc"])
-            advance(1)
+    try:
+        planned = PlannedFits(jobs, comparison, fit_cache(ctx))
+        counts = planned.counts
+        log.info("fit: %d models ask for %d fits: %d distinct, %d from the cache, %d to fit", len(jobs),
+                 counts["requested"], counts["distinct"], counts["cached"], counts["fitted"])
+        with progress_bar(counts["fitted"], "fit", "fit", ctx.show_progress) as advance, _dask_backend(distributed):
+            evaluated = planned.run(n_jobs=-1 if distributed else fit.n_jobs, progress=advance)
+    except FitFailed as exc:
+        raise ConfigError(f"fit: learner '{exc.label}' cannot be evaluated on this design: {exc.reason}") from None
+    except ModelsError as exc:
+        raise ConfigError(f"fit: the models cannot be evaluated on this design: {exc}") from None
+    results, cv_rows, hold_rows = {}, [], []
+    for job in jobs:
+        cv, hold = evaluated[job.label]
+        record = _record(job.label, cv, hold, design.y[train], positive)
+        record["ablation"] = None if job.label in saved else job.label[len(STACK) + 1:-1]
+        results[job.label] = record
+        for r, proba in enumerate(cv.oof_proba):
+            seen = ~np.isnan(proba).any(1)
+            cv_rows.append(_prediction_rows(job.label, ids[train][seen], design.y[train][seen], proba[seen],
+                                            cv.classes, {"repeat": r}))
+        hold_rows.append(_prediction_rows(job.label, ids[test], design.y[test], hold.proba, hold.classes, {}))
+        if job.label in saved:
+            lay = saved[job.label]
+            save_model(hold.estimator, ctx.out.path("model", learner=job.label))
+            ctx.out.write_json("model_info", {
+                "learner": job.label, "classes": list(hold.classes), "positive": positive,
+                "layout": lay.to_dict(), "columns": lay.columns, "fit": ctx.study.config_of(["fit"])["fit"],
+                "seed": seed, "fingerprint": ctx.fingerprint, "design_fingerprint": design.meta["fingerprint"],
+                "blocks": design.meta["blocks"], "versions": library_versions()}, learner=job.label)
+            crash_point("fit:after-model")
+        log.info("fit: %s: CV AUC %.3f ± %.3f, held-out AUC %.3f", job.label, record["cv"]["roc_auc"]["mean"],
+                 record["cv"]["roc_auc"]["sd"], record["holdout"]["roc_auc"])
     ctx.out.write_csv("cv_predictions", pd.concat(cv_rows, ignore_index=True))
     ctx.out.write_csv("holdout_predictions", pd.concat(hold_rows, ignore_index=True))
     ctx.out.write_csv("metrics_table", pd.DataFrame(_metrics_rows(results)))
-    return results
+    return results, counts
 
 
 def compute(ctx):
-    import shutil  # noqa: PLC0415
     import time  # noqa: PLC0415
 
     from threadpoolctl import threadpool_limits  # noqa: PLC0415
@@ -241,26 +259,23 @@ def compute(ctx):
     from pipeline.fingerprint import library_versions  # noqa: PLC0415
 
     design = ctx.inputs.design()
-    cache = ctx.out.scratch("fusion-cache")     # identical PCA fits shared across learners, never committed
     start = time.perf_counter()
-    try:
-        # BLAS stays single-threaded: threaded OpenBLAS next to busy joblib workers measured 100x
-        # slower here (a 76 x 2048 SVD: 1 s instead of 10 ms); parallelism comes from the folds.
-        with threadpool_limits(limits=1), _on_cluster(ctx) as cluster:
-            results = _fit_all(ctx, design, str(cache), distributed=cluster is not None)
-            ctx.out.write_json("pca", pca_diagnostics(design.frame, design.layout, ~design.is_test))
-    finally:
-        shutil.rmtree(cache, ignore_errors=True)
+    # BLAS stays single-threaded: threaded OpenBLAS next to busy joblib workers measured 100x
+    # slower here (a 76 x 2048 SVD: 1 s instead of 10 ms); parallelism comes from the fits.
+    with threadpool_limits(limits=1), _on_cluster(ctx) as cluster:
+        results, counts = _fit_all(ctx, design, distributed=cluster is not None)
+        ctx.out.write_json("pca", pca_diagnostics(design.frame, design.layout, ~design.is_test))
     metrics = {"stage": "fit", "stage_version": VERSION, "fingerprint": ctx.fingerprint,
                "design_fingerprint": design.meta["fingerprint"], "classes": design.classes,
                "positive": design.meta["positive"], "n_train": int((~design.is_test).sum()),
                "n_test": int(design.is_test.sum()), "learners": results,
                "config": ctx.study.config_of(["fit"])["fit"], "seed": ctx.study.seed,
-               "versions": library_versions(), "elapsed_seconds": time.perf_counter() - start}
+               "versions": library_versions(), "elapsed_seconds": time.perf_counter() - start, "fits": counts}
     ctx.out.write_json("metrics", metrics)
     return {"headline": _headline(results), "learners": [n for n, r in results.items() if r["ablation"] is None],
             "ablations": [n for n, r in results.items() if r["ablation"] is not None],
-            "n_train": metrics["n_train"], "n_test": metrics["n_test"], **({"cluster": cluster} if cluster else {})}
+            "n_train": metrics["n_train"], "n_test": metrics["n_test"], "fits": counts,
+            **({"cluster": cluster} if cluster else {})}
 
 
 STAGE = Stage(
