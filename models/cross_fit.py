@@ -100,7 +100,16 @@ class _Planner:
     def __init__(self, X, y, groups, splits):
         self.X, self.y, self.groups, self.splits = X, y, groups, splits
         self.plan = _Plan()
-        self._row_hashes = {}
+        self._row_hashes, self._inner = {}, {}
+
+    def inner_folds(self, fit_rows, n_splits, random_state):
+        """The stack's inner folds of these rows (the same for every stack with these settings)."""
+        key = (fit_rows.tobytes(), n_splits, random_state)
+        if key not in self._inner:
+            groups = None if self.groups is None else self.groups[fit_rows]
+            self._inner[key] = cv_folds(self.y[fit_rows], groups, n_splits=n_splits, n_repeats=1,
+                                        random_state=random_state)[0]
+        return self._inner[key]
 
     def rows_hash(self, columns):
         key = tuple(columns)
@@ -142,9 +151,7 @@ class _Planner:
         bases = [(name, est, _token(est), _token_front(est)) for name, est in stack.estimators]
         use = {"kind": "stack", "splits": {}}
         for split_id, fit_rows, pred_rows in self.splits:
-            groups = None if self.groups is None else self.groups[fit_rows]
-            inner = cv_folds(self.y[fit_rows], groups, n_splits=stack.n_splits, n_repeats=1,
-                             random_state=stack.random_state)[0]
+            inner = self.inner_folds(fit_rows, stack.n_splits, stack.random_state)
             holdout = split_id == HOLDOUT
             per_base = []
             for name, est, token, front in bases:
@@ -313,9 +320,13 @@ class PlannedFits:
                 self.outputs[res["key"]] = res
             if progress is not None:
                 progress(len(batch))
+        # each model's metrics and bootstrap intervals, in parallel too
         classes = np.unique(self.comparison.y_train)
-        return {job.label: _assemble(job, self.plan.uses[job.label], self.outputs, self.comparison, self.splits,
-                                     self.n_repeats, classes, self.y) for job in self.jobs}
+        assembled = Parallel(n_jobs=n_jobs)(
+            delayed(_assemble)(job, use, {k: self.outputs[k] for k in _keys(use)}, self.comparison, self.splits,
+                               self.n_repeats, classes, self.y)
+            for job in self.jobs for use in [self.plan.uses[job.label]])
+        return {job.label: result for job, result in zip(self.jobs, assembled)}
 
 
 def cross_fit(jobs, comparison: Comparison, cache: PredictionCache | None = None, n_jobs=1,
@@ -324,6 +335,13 @@ def cross_fit(jobs, comparison: Comparison, cache: PredictionCache | None = None
     A kept model is fitted even when its predictions are cached."""
     planned = PlannedFits(jobs, comparison, cache)
     return planned.run(n_jobs, blas_threads, progress), planned.counts
+
+
+def _keys(use):
+    """The fits a job's results are assembled from."""
+    if use["kind"] == "learner":
+        return use["folds"] + [use["holdout"]]
+    return [k for part in use["splits"].values() for _, inner, outer in part["bases"] for k in inner + [outer]]
 
 
 def _stack_split(stack, use, outputs, y_fit, classes_fit):
