@@ -26,6 +26,9 @@ BUSI = REPO.parent / "shared" / "data" / "busi"
 #: ResNet50 float16 inference on one V100-class GPU with Keras/TF, batch 64: order of 1,000 img/s
 #: (NVIDIA's published TF ResNet50 inference figures). Not measured on this machine.
 PUBLISHED_GPU_RATE = 1000.0
+#: Decoding one full-field 2000 x 3000 16-bit JPEG 2000 lossless DICOM (pylibjpeg-openjpeg), as
+#: bench/dicom_decode.py measured it on this kind of machine (README, DICOM section): 0.46 s.
+FULL_FIELD_DECODE_S = 0.46
 
 
 def make_study(root, n, backbones):
@@ -33,7 +36,7 @@ def make_study(root, n, backbones):
 
     from pipeline.config import validate
 
-    frame = pd.read_csv(BUSI / "manifest.csv", dtype=str, keep_default_na=False).iloc[:n]
+    frame = pd.read_csv(BUSI / "manifest.csv", dtype=str, keep_default_na=False).sample(n=n, random_state=0)
     frame = frame.assign(ultrasound_path=[str(BUSI / p) for p in frame["ultrasound_path"]])
     frame[["case_id", "patient_id", "label", "ultrasound_path"]].to_csv(root / "manifest.csv", index=False)
     items = []
@@ -95,10 +98,11 @@ def per_image_costs(study, n):
     return costs
 
 
-def cost_model(costs, gpu_rate, images, workers):
+def cost_model(costs, gpu_rate, images, workers, decode=None):
     """Hours for ``images`` on ``workers`` GPU workers: each worker decodes and preprocesses on its
-    CPU cores while its GPU embeds; the client writes every row (one HDF5 writer)."""
-    cpu = costs["decode"] + costs["preprocess"]
+    CPU cores while its GPU embeds; the client writes every row (one HDF5 writer). ``decode``
+    replaces the measured decode time (seconds per image), e.g. for full-field DICOMs."""
+    cpu = (costs["decode"] if decode is None else decode) + costs["preprocess"]
     per_worker = max(cpu / 8, 1 / gpu_rate)                # 8 decode threads per worker
     embed_hours = images * per_worker / workers / 3600
     write_hours = images * costs["write"] / 3600
@@ -137,10 +141,14 @@ def main():
     note = "published rate, not measured here" if args.gpu_rate == PUBLISHED_GPU_RATE else "measured"
     print(f"cost model with a GPU rate of {args.gpu_rate:.0f} img/s per worker ({note}); CPU rates here: "
           + ", ".join(f"{k} {1 / v:.0f} img/s" for k, v in cpu_cnn.items()))
-    for images in (20_000, 3_400_000):
-        for workers in (1, 4, 16, 64):
-            hours, bound = cost_model(costs, args.gpu_rate, images, workers)
-            print(f"  {images:>9,} images on {workers:>2} GPU worker(s): {hours:7.2f} h, bound by {bound}")
+    for what, decode in ((f"decode as measured here ({costs['decode'] * 1000:.1f} ms, BUSI PNGs)", None),
+                         (f"full-field JPEG 2000 DICOMs ({FULL_FIELD_DECODE_S:.2f} s each, bench/dicom_decode.py)",
+                          FULL_FIELD_DECODE_S)):
+        print(f" {what}, 8 decode threads per worker:")
+        for images in (20_000, 3_400_000):
+            for workers in (1, 4, 16, 64):
+                hours, bound = cost_model(costs, args.gpu_rate, images, workers, decode)
+                print(f"  {images:>9,} images on {workers:>2} GPU worker(s): {hours:7.2f} h, bound by {bound}")
 
 
 if __name__ == "__main__":
