@@ -126,12 +126,26 @@ def test_fit_writes_every_learner_the_stack_and_ablations(fitted):
 
 
 def test_same_seed_gives_identical_numbers(fitted):
-    _, _, study, design, metrics = fitted
+    _, path, _, design, metrics = fitted
+    study = _study(path, "label.drop=[unsure]", "fit.cache=false")      # every fit made again
     run(study, "fit", force=True)
     again = catalog(study).read("fit:metrics")
+    assert again["fits"]["cached"] == 0 and again["fits"]["fitted"] == again["fits"]["distinct"]
     assert json.dumps(again["learners"]["stack"]["cv"], sort_keys=True) == \
         json.dumps(metrics["learners"]["stack"]["cv"], sort_keys=True)
     assert again["learners"]["rf"]["holdout"] == metrics["learners"]["rf"]["holdout"]
+
+
+def test_a_rerun_reads_its_fits_from_the_cache_and_refits_only_the_saved_models(fitted):
+    _, _, study, _, metrics = fitted
+    assert any((study.run_dir / ".cache" / "fit").rglob("*.npz"))
+    run(study, "fit", force=True)
+    again = catalog(study).read("fit:metrics")
+    # refitted: the models saved, fitted on all training rows: lr, rf, and the stack's knn (its lr is the learner's)
+    assert again["fits"]["fitted"] == 3 and again["fits"]["cached"] == again["fits"]["distinct"] - 3
+    for name, rec in metrics["learners"].items():
+        assert json.dumps(again["learners"][name]["cv"], sort_keys=True) == json.dumps(rec["cv"], sort_keys=True)
+        assert again["learners"][name]["holdout"] == rec["holdout"]
 
 
 def test_predict_reproduces_the_held_out_probabilities_of_the_saved_stack(fitted, tmp_path):
