@@ -1,8 +1,8 @@
 """Predictions of single fits, kept under the fingerprint of everything they are a function of.
 
 A fit's probabilities depend only on the learner's settings (seed included), the content of the
-columns and rows it is fitted on, their labels and groups, the rows it predicts, and the library
-versions: ``fit_key`` hashes exactly those, so a re-run of ``fit`` or another ablation asking for
+columns and rows it is fitted on, their labels and groups, the rows it predicts, the library
+versions and the code of ``models``: ``fit_key`` hashes exactly those, so a re-run of ``fit`` or another ablation asking for
 the same fit reads it back instead of fitting. Entries are numbers and text in ``.npz`` files read
 with ``allow_pickle=False``: nothing in the cache can run code, and a damaged entry is refitted.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 log = logging.getLogger(__name__)
-VERSION = 1    # bump when what a fit computes changes without its settings changing
+VERSION = 1    # the entries' format
 
 
 def _libraries() -> dict:
@@ -32,7 +32,17 @@ def _libraries() -> dict:
     return out
 
 
-_LIBS = repr(sorted(_libraries().items()))
+def _models_code() -> str:
+    """The source of this package: a change to how a learner, the fusion or the sampler computes
+    makes every earlier entry unreachable, with no version to remember to bump."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+_LIBS = repr(sorted(_libraries().items())) + _models_code()
 
 
 def fit_key(learner_token, fit_row_hashes, y_fit, groups_fit, pred_row_hashes) -> str:
