@@ -112,6 +112,11 @@ def test_a_fit_killed_anywhere_leaves_the_previous_result_and_its_rerun_equals_a
     assert catalog(study).read("fit:metrics")["learners"].keys() == {"lr"}
     again = cli("fit", "-c", str(path), *flags)
     assert again.returncode == 0, again.stderr
+    if point != "fit:before-models":       # the killed fit's fits were kept: the re-run reads them
+        fits = catalog(study).read("fit:metrics")["fits"]
+        # and makes only the two saved models' fits on all training rows (lr, rf); rf's CV folds,
+        # which only the killed run had made, come from its cache
+        assert fits["fitted"] == 2 and fits["cached"] == fits["distinct"] - 2
     assert cli("extract", "-c", str(path), "--output", str(tmp_path / "fresh")).returncode == 0
     assert cli("fuse", "-c", str(path), "--output", str(tmp_path / "fresh")).returncode == 0
     fresh = cli("fit", "-c", str(path), *flags, "--output", str(tmp_path / "fresh"))
