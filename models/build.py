@@ -57,12 +57,12 @@ def tune_grid(pipeline, grid: Mapping) -> dict:
     return {_tune_key(k, params): v for k, v in grid.items()}
 
 
-def build_estimator(name, layout, settings: FitSettings, seed, memory=None):
+def build_estimator(name, layout, settings: FitSettings, seed):
     """One unfitted pipeline (or, for ``STACK``, the stack) of a learner name; a learner named in
     ``settings.tune`` is wrapped in its nested randomized search."""
     layout = FeatureLayout.coerce(layout)
     common = {"balancing": settings.balancing, "pca_components": settings.pca_components,
-              "random_state": seed, "k_neighbors": settings.k_neighbors, "memory": memory}
+              "random_state": seed, "k_neighbors": settings.k_neighbors}
     if name == STACK:
         return make_stack(settings.stack_base, layout, meta=settings.meta, params=settings.params,
                           meta_params=settings.meta_params, **common)

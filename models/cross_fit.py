@@ -28,7 +28,8 @@ from joblib import Parallel, delayed, hash as joblib_hash
 from sklearn.base import clone
 
 from .errors import ModelsError
-from .evaluate import CVResult, HoldoutResult, _aligned_proba, _blas, _fit, _own_scores, collect_notes
+from .evaluate import (CVResult, HoldoutResult, _aligned_proba, _blas, _fit, _own_scores, _rows, collect_notes,
+                       fold_tasks)
 from .fold_checks import check_fold
 from .metrics import bootstrap_ci, classification_metrics
 from .prediction_cache import PredictionCache, fit_key
@@ -85,15 +86,9 @@ def _splittable(est):
     return hasattr(est, "steps") and len(est.steps) > 1 and getattr(est, "memory", None) is None
 
 
-def _front(est):
-    return [(name, step) for name, step in est.steps[:-1]]
-
-
-def _token(est):
-    est = clone(est)
-    if hasattr(est, "memory"):
-        est.memory = None
-    return joblib_hash(est)
+def _token_front(est):
+    """The fingerprint of a pipeline's steps before its model (None: not shareable)."""
+    return joblib_hash(est.steps[:-1]) if _splittable(est) else None
 
 
 class _Planner:
@@ -136,19 +131,21 @@ class _Planner:
         if isinstance(est, StackedPipelines):
             self._add_stack(job)
             return
-        token = _token(est)
-        front = _token_front(est)
+        token, front = joblib_hash(est), _token_front(est)
         use = {"kind": "learner", "folds": [], "holdout": None}
         for split_id, fit_rows, pred_rows in self.splits:
             holdout = split_id == HOLDOUT
             key = self.request(job.label, est, token, front, job.columns, split_id, fit_rows, pred_rows,
                                keep=job.keep and holdout, scores=not holdout)
-            (use.__setitem__("holdout", key) if holdout else use["folds"].append(key))
+            if holdout:
+                use["holdout"] = key
+            else:
+                use["folds"].append(key)
         self.plan.uses[job.label] = use
 
     def _add_stack(self, job):
         stack = job.estimator
-        bases = [(name, est, _token(est), _token_front(est)) for name, est in stack.estimators]
+        bases = [(name, est, joblib_hash(est), _token_front(est)) for name, est in stack.estimators]
         use = {"kind": "stack", "splits": {}}
         for split_id, fit_rows, pred_rows in self.splits:
             inner = self.inner_folds(fit_rows, stack.n_splits, stack.random_state)
@@ -162,14 +159,6 @@ class _Planner:
                 per_base.append((name, inner_keys, outer))
             use["splits"][split_id] = {"inner": [va for _, va in inner], "bases": per_base}
         self.plan.uses[job.label] = use
-
-
-def _token_front(est):
-    return joblib_hash([(n, _unmemorised(s)) for n, s in _front(est)]) if _splittable(est) else None
-
-
-def _unmemorised(step):
-    return step if isinstance(step, str) or step is None else clone(step)
 
 
 # --- what a worker runs ---------------------------------------------------------------------
@@ -192,22 +181,10 @@ def _fit_front(steps, X, y):
     return fitted, X, y
 
 
-def _apply_front(fitted, X):
-    """Transform as a fitted Pipeline predicts: samplers are skipped."""
-    for _, step in fitted:
-        if not (_passthrough(step) or hasattr(step, "fit_resample")):
-            X = step.transform(X)
-    return X
-
-
 def _assembled(est, fitted_front, model):
     pipe = clone(est)
     pipe.steps = list(fitted_front) + [(est.steps[-1][0], model)]
     return pipe
-
-
-def _rows(X, idx):
-    return X.iloc[idx]
 
 
 def _run_task(fits, X, y, groups, blas_threads):
@@ -235,7 +212,7 @@ def _one_fit(f, X, y, groups, fronts):
     else:
         shared = (f.front, f.fit_rows.tobytes())
         if shared not in fronts:
-            fronts[shared] = (*_fit_front(_front(f.estimator), X_fit, y_fit), time.perf_counter() - t0)
+            fronts[shared] = (*_fit_front(f.estimator.steps[:-1], X_fit, y_fit), time.perf_counter() - t0)
             t0 = time.perf_counter()
         fitted, Xt, yt, front_time = fronts[shared]
         est = _assembled(f.estimator, fitted, clone(f.estimator.steps[-1][1]).fit(Xt, yt))
@@ -268,16 +245,12 @@ class Comparison:
 
 
 def _splits(comparison, n_train):
-    repeats = comparison.folds if np.ndim(comparison.folds[0][0][0]) == 1 else [comparison.folds]
-    out = []
-    for r, rep in enumerate(repeats):
-        for f, (tr, va) in enumerate(rep):
-            tr, va = np.asarray(tr), np.asarray(va)
-            if np.intersect1d(tr, va).size:
-                raise ModelsError(f"repeat {r}, fold {f}: training and validation rows overlap")
-            out.append(((r, f), tr, va))
+    """(split id, fit rows, predicted rows) of every CV fold, then the held-out split, as
+    positions in the training rows followed by the held-out rows; and the number of repeats."""
+    n_repeats, tasks = fold_tasks(comparison.folds)
+    out = [((r, f), tr, va) for r, f, tr, va in tasks]
     out.append((HOLDOUT, np.arange(n_train), n_train + np.arange(len(comparison.y_test))))
-    return out, len(repeats)
+    return out, n_repeats
 
 
 def _usable(entry, fit):

@@ -129,9 +129,16 @@ def _run_fold(est, X, y, groups, train, val, classes, positive, blas_threads, ch
             "notes": collect_notes(est), **checks}
 
 
-def _nested(folds):
-    """Accept [(train, val), ...] for one repeat or [[(train, val), ...], ...] for several."""
-    return folds if np.ndim(folds[0][0][0]) == 1 else [folds]
+def fold_tasks(folds):
+    """(n_repeats, [(repeat, fold, train, val), ...]) of [(train, val), ...] for one repeat or
+    [[(train, val), ...], ...] for several; overlapping training and validation rows are refused."""
+    repeats = folds if np.ndim(folds[0][0][0]) == 1 else [folds]
+    tasks = [(r, f, np.asarray(tr), np.asarray(va))
+             for r, rep in enumerate(repeats) for f, (tr, va) in enumerate(rep)]
+    for r, f, tr, va in tasks:
+        if np.intersect1d(tr, va).size:
+            raise ModelsError(f"repeat {r}, fold {f}: training and validation rows overlap")
+    return len(repeats), tasks
 
 
 def cross_validate_learner(make_estimator, X, y, folds, n_jobs=1, groups=None, positive=None,
@@ -146,17 +153,12 @@ def cross_validate_learner(make_estimator, X, y, folds, n_jobs=1, groups=None, p
     y = np.asarray(y)
     groups = None if groups is None else np.asarray(groups)
     classes = np.unique(y)
-    repeats = _nested(folds)
-    tasks = [(r, f, np.asarray(tr), np.asarray(va))
-             for r, rep in enumerate(repeats) for f, (tr, va) in enumerate(rep)]
-    for r, f, tr, va in tasks:
-        if np.intersect1d(tr, va).size:
-            raise ModelsError(f"repeat {r}, fold {f}: training and validation rows overlap")
+    n_repeats, tasks = fold_tasks(folds)
     results = Parallel(n_jobs=n_jobs)(
         delayed(_run_fold)(clone(template), X, y, groups, tr, va, classes, positive, blas_threads,
                            [0 if random_state is None else random_state, r, f])
         for r, f, tr, va in tasks)
-    oof = np.full((len(repeats), len(y), len(classes)), np.nan)
+    oof = np.full((n_repeats, len(y), len(classes)), np.nan)
     records = []
     for (r, f, tr, va), res in zip(tasks, results):
         oof[r, va] = res.pop("proba")

@@ -232,15 +232,3 @@ def make_stack(base_names, layout, meta="lr", params=None, meta_params=None, bal
                            balanced=balancing != "none")
     return StackedPipelines(bases, final, n_splits=n_splits, random_state=random_state,
                             n_jobs=n_jobs)
-
-
-def without_cache(estimator):
-    """Drop the fusion cache folder from a fitted pipeline or stack before it is saved."""
-    if isinstance(estimator, Pipeline):
-        estimator.memory = None
-    children = list(getattr(estimator, "estimators_", [])) + [e for _, e in getattr(estimator, "estimators", [])]
-    children += [getattr(estimator, a) for a in ("best_estimator_", "estimator") if hasattr(estimator, a)]
-    for child in children:
-        if isinstance(child, BaseEstimator):
-            without_cache(child)
-    return estimator
